@@ -1,0 +1,354 @@
+"""Cost probes. Each probe measures one thing and returns a flat dict of named numbers, units in the names.
+
+Signature: `probe(module, example_input, settings) -> dict`; `train_step_probe` takes the Detector, since a
+training step needs the model's own loss and optimiser. The runner composes them (bench/runner.py).
+Definitions (also in the README's column list):
+- `model_mb`: bytes of parameters + buffers / 1e6.
+- `gmacs`: multiply-accumulates of one forward pass of ONE image, in units of 1e9, counted by fvcore
+  (a fused multiply-add = 1); where fvcore cannot trace the model, `torch.utils.flop_counter.FlopCounterMode`
+  (flops / 2). `mac_counter` names the counter, `unsupported_ops` lists what fvcore skipped.
+- `fwd_mb_est`, `bwd_mb_est`, `fwd_bwd_mb_est`: torchinfo's estimate: output bytes of every leaf module
+  that has parameters, for the example batch; torchinfo counts them twice ("x2 for gradients"), so
+  `fwd_bwd_mb_est` = 2 x `fwd_mb_est`. Modules without parameters (activations, pooling) are left out: an
+  estimate, not a measurement.
+- `peak_infer_mb`, `peak_train_mb`: measured. Resident bytes (parameters + buffers, plus optimiser state
+  for training) + the allocator's peak above the pre-step baseline during one forward pass (inference)
+  or one steady-state training step (forward + backward + optimiser step). On CUDA the delta is
+  `max_memory_allocated - memory_allocated`; on CPU it is the running maximum of the allocation and free
+  events that the PyTorch profiler records (`profile_memory=True`).
+- ONNX: exported with the torch.export-based exporter (`dynamo=True`, opset 18), checked with
+  `onnx.checker`; `onnx_mb` counts every file the export wrote (the weights go to an external data file).
+  Parity: ONNX Runtime on the same input; `onnx_max_abs_diff` = max |ort - torch| over all outputs,
+  `onnx_rel_diff` = that / max |torch output|; `onnx_parity` = "pass" if max_abs_diff <= 1e-5 + 1e-3 *
+  max|torch output| (the PyTorch tutorial's rtol/atol, with the relative part taken against the output's
+  scale, since a pointwise relative test fails on values near zero).
+- Latency: `warmup` untimed calls, then single calls timed one by one (CUDA events on GPU, after a
+  synchronise) until at least `min_iters` samples and `min_seconds` of timing, at most `max_iters`.
+  Percentiles over the samples; `latency_iqr_ratio` = IQR / median (timm and torch.utils.benchmark warn
+  above 0.1). `throughput_ips`: images per second at `throughput_batch`, from the median batch time.
+- Roofline: `achieved_gflops` = 2 x MACs of the batch / p50 latency; `peak_fraction` = that over the
+  device's fp32 matmul peak, calibrated once per run (`calibrate_peak_gflops`).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass
+class ProbeSettings:
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    threads: int = 1
+    warmup: int = 10
+    min_iters: int = 30
+    max_iters: int = 300
+    min_seconds: float = 2.0
+    max_seconds: float = 30.0  # a slow model stops after this much timing once it has 5 samples
+    warmup_seconds: float = 5.0
+    throughput_batch: int = 16
+    train_iters: int = 5
+    opset: int = 18
+    parity_rtol: float = 1e-3
+    parity_atol: float = 1e-5
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="defectbench-")))
+    keep_onnx: bool = False
+
+
+def _outputs(out: Any) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    return [t for t in out if isinstance(t, torch.Tensor)]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# -- size and count ------------------------------------------------------------------------------
+def params_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
+    return {
+        "params": sum(p.numel() for p in module.parameters()),
+        "trainable_params": sum(p.numel() for p in module.parameters() if p.requires_grad),
+    }
+
+
+def resident_bytes(module: nn.Module) -> int:
+    tensors = {id(t): t for t in list(module.parameters()) + list(module.buffers())}
+    return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
+def size_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
+    return {"model_mb": resident_bytes(module) / 1e6}
+
+
+def macs_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
+    one = x[:1]
+    try:
+        from fvcore.nn import FlopCountAnalysis
+
+        logging.getLogger("fvcore").setLevel(logging.ERROR)
+        with torch.no_grad():
+            analysis = FlopCountAnalysis(module, (one,))
+            analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+            total = analysis.total()
+        unsupported = analysis.unsupported_ops()
+        return {
+            "gmacs": total / 1e9,
+            "mac_counter": "fvcore",
+            "unsupported_ops": ";".join(f"{k}:{v}" for k, v in sorted(unsupported.items())),
+        }
+    except Exception as exc:  # tracing failed (e.g. MaxUnpool2d): count at the dispatcher instead
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            module(one)
+        return {
+            "gmacs": counter.get_total_flops() / 2 / 1e9,
+            "mac_counter": "torch.flop_counter",
+            "unsupported_ops": f"fvcore failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}",
+        }
+
+
+def activation_estimate_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
+    total = 0
+
+    def hook(mod: nn.Module, inputs: Any, out: Any) -> None:
+        nonlocal total
+        total += sum(t.numel() * t.element_size() for t in _outputs(out))
+
+    leaves = [m for m in module.modules() if not list(m.children()) and any(True for _ in m.parameters(recurse=False))]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        with torch.no_grad():
+            module(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return {"fwd_mb_est": total / 1e6, "bwd_mb_est": total / 1e6, "fwd_bwd_mb_est": 2 * total / 1e6}
+
+
+# -- measured memory ---------------------------------------------------------------------------------
+def measure_peak_bytes(step: Callable[[], Any], device: torch.device) -> int:
+    """Allocator peak above the baseline while `step()` runs (see the module docstring)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        step()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]" and str(e.device_type()).endswith("CPU")]
+    events.sort(key=lambda e: e.start_ns())
+    running = np.cumsum([e.nbytes() for e in events]) if events else np.zeros(1)
+    return int(max(running.max(), 0))
+
+
+def peak_infer_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
+    with torch.inference_mode():
+        module(x)  # first-call allocations (lazy init, workspaces) are not the steady state
+        peak = measure_peak_bytes(lambda: module(x), s.device)
+    return {"peak_infer_mb": (resident_bytes(module) + peak) / 1e6}
+
+
+def _optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    return sum(t.numel() * t.element_size() for st in optimizer.state.values() for t in st.values() if torch.is_tensor(t))
+
+
+def train_step_probe(detector, images: torch.Tensor, masks: torch.Tensor, s: ProbeSettings) -> dict:
+    """Median time and measured peak memory of one training step (forward + backward + optimiser step)."""
+    optimizer = detector.make_optimizer()
+    detector.train_mode(True)
+    try:
+        step = lambda: detector.training_step(images, masks, optimizer)  # noqa: E731
+        step()  # creates the optimiser state: the steady state starts after it
+        resident = sum(resident_bytes(m) for m in detector.modules_to_save().values()) + _optimizer_state_bytes(optimizer)
+        peak = measure_peak_bytes(step, s.device)
+        samples = _time_calls(step, s.device, warmup=1, min_iters=s.train_iters, max_iters=s.train_iters,
+                              min_seconds=0.0, max_seconds=s.max_seconds)
+    finally:
+        detector.train_mode(False)
+    return {
+        "peak_train_mb": (resident + peak) / 1e6,
+        "train_step_ms_p50": float(np.median(samples)),
+        "train_step_samples_ms": [round(v, 4) for v in samples],
+    }
+
+
+# -- latency --------------------------------------------------------------------------------------
+def _time_calls(fn: Callable[[], Any], device: torch.device, *, warmup: int, min_iters: int, max_iters: int,
+                min_seconds: float, max_seconds: float = 30.0, warmup_seconds: float = 5.0) -> list[float]:
+    started = time.perf_counter()
+    for i in range(warmup):  # at least two warm-up calls, then stop early if warm-up alone runs long
+        fn()
+        if i >= 1 and time.perf_counter() - started > warmup_seconds:
+            break
+    _sync(device)
+    samples: list[float] = []
+    started = time.perf_counter()
+
+    def more() -> bool:
+        elapsed = time.perf_counter() - started
+        if len(samples) >= max_iters or (len(samples) >= 5 and elapsed > max_seconds):
+            return False
+        return len(samples) < min_iters or elapsed < min_seconds
+
+    while more():
+        if device.type == "cuda":
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+            fn()
+            end.record()
+            end.synchronize()
+            samples.append(begin.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            samples.append((time.perf_counter() - t0) * 1e3)
+    return samples
+
+
+def summarise_latency(samples: list[float], prefix: str) -> dict:
+    a = np.asarray(samples, dtype=np.float64)
+    q25, p50, q75, p90, p99 = np.percentile(a, [25, 50, 75, 90, 99])
+    return {
+        f"{prefix}_p50": float(p50),
+        f"{prefix}_p90": float(p90),
+        f"{prefix}_p99": float(p99),
+        f"{prefix}_mean": float(a.mean()),
+        f"{prefix}_iqr_ratio": float((q75 - q25) / p50) if p50 > 0 else math.nan,
+        f"{prefix}_n": int(a.size),
+    }
+
+
+def latency_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
+    with torch.inference_mode():
+        samples = _time_calls(lambda: module(x), s.device, warmup=s.warmup, min_iters=s.min_iters,
+                              max_iters=s.max_iters, min_seconds=s.min_seconds, max_seconds=s.max_seconds,
+                              warmup_seconds=s.warmup_seconds)
+        record = summarise_latency(samples, "latency_ms")
+        record["latency_samples_ms"] = [round(v, 4) for v in samples]
+        big = x[:1].expand(s.throughput_batch, *x.shape[1:]).contiguous()
+        batch_samples = _time_calls(lambda: module(big), s.device, warmup=1, min_iters=3, max_iters=20,
+                                    min_seconds=min(s.min_seconds, 1.0), max_seconds=s.max_seconds / 2)
+    record["throughput_ips"] = s.throughput_batch / (float(np.median(batch_samples)) / 1e3)
+    record["throughput_batch"] = s.throughput_batch
+    return record
+
+
+# -- ONNX -----------------------------------------------------------------------------------------------
+def export_onnx(module: nn.Module, x: torch.Tensor, out_dir: Path, opset: int) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "model.onnx"
+    import warnings
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x,), str(path), dynamo=True, opset_version=opset, external_data=True,
+                          verbose=False, report=False)
+    return path
+
+
+def ort_session(path: Path, s: ProbeSettings):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = s.threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    providers = ["CPUExecutionProvider"]
+    if s.device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+
+
+def onnx_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
+    """Export, check, measure the files, compare ONNX Runtime with PyTorch, and time ONNX Runtime."""
+    import onnx
+
+    out_dir = Path(tempfile.mkdtemp(prefix="onnx-", dir=s.workdir))
+    cpu_module, cpu_x = module, x
+    path = export_onnx(cpu_module, cpu_x, out_dir, s.opset)
+    onnx.checker.check_model(str(path))  # by path, so external data is checked too
+    onnx_bytes = sum(f.stat().st_size for f in out_dir.iterdir() if f.is_file())
+    session = ort_session(path, s)
+    feed_name = session.get_inputs()[0].name
+    feed = {feed_name: x.detach().cpu().numpy()}
+    ort_out = session.run(None, feed)
+    with torch.no_grad():
+        ref = [t.detach().float().cpu().numpy() for t in _outputs(module(x))]
+    if len(ref) != len(ort_out):
+        raise RuntimeError(f"ONNX graph gives {len(ort_out)} outputs, PyTorch {len(ref)}")
+    max_abs = max(float(np.max(np.abs(r - o))) if r.size else 0.0 for r, o in zip(ref, ort_out))
+    scale = max(float(np.max(np.abs(r))) if r.size else 0.0 for r in ref)
+    passed = max_abs <= s.parity_atol + s.parity_rtol * scale
+    samples = _time_calls(lambda: session.run(None, feed), torch.device("cpu"), warmup=s.warmup,
+                          min_iters=s.min_iters, max_iters=s.max_iters, min_seconds=s.min_seconds,
+                          max_seconds=s.max_seconds, warmup_seconds=s.warmup_seconds)
+    record = {
+        "onnx_mb": onnx_bytes / 1e6,
+        "onnx_files": len([f for f in out_dir.iterdir() if f.is_file()]),
+        "onnx_max_abs_diff": max_abs,
+        "onnx_rel_diff": max_abs / scale if scale > 0 else max_abs,
+        "onnx_parity": "pass" if passed else "fail",
+        "ort_provider": session.get_providers()[0],
+        **summarise_latency(samples, "ort_latency_ms"),
+        "ort_latency_samples_ms": [round(v, 4) for v in samples],
+    }
+    del session
+    if not s.keep_onnx:
+        for f in out_dir.iterdir():
+            f.unlink()
+        out_dir.rmdir()
+    return record
+
+
+# -- roofline -----------------------------------------------------------------------------------------
+def calibrate_peak_gflops(device: torch.device, n: int = 2048, seconds: float = 1.0) -> float:
+    """Best fp32 matmul rate the device reaches with the current thread setting, in GFLOP/s."""
+    a = torch.rand(n, n, device=device)
+    b = torch.rand(n, n, device=device)
+    best = 0.0
+    torch.mm(a, b)
+    _sync(device)
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        best = max(best, 2 * n**3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def roofline(record: dict, batch_size: int, peak_gflops: float) -> dict:
+    p50 = record.get("latency_ms_p50")
+    gmacs = record.get("gmacs")
+    if p50 is None or gmacs is None or not p50:
+        return {}
+    achieved = 2 * gmacs * batch_size / (p50 / 1e3)
+    return {"achieved_gflops": achieved, "peak_fraction": achieved / peak_gflops, "device_peak_gflops": peak_gflops}
+
+
+PROFILE_PROBES: list[tuple[str, Callable[[nn.Module, torch.Tensor, ProbeSettings], dict]]] = [
+    ("params", params_probe),
+    ("size", size_probe),
+    ("macs", macs_probe),
+    ("activation_estimate", activation_estimate_probe),
+    ("peak_infer", peak_infer_probe),
+    ("latency", latency_probe),
+    ("onnx", onnx_probe),
+]

@@ -1,0 +1,284 @@
+"""The runner: turns a suite into jobs, runs the probes or the accuracy protocol for each, and writes one
+record per job the moment it ends (bench/results.py), so nothing measured is lost when a later job fails.
+
+Suites:
+- `profile`: the cost probes for each model at `image_size` (default 256), batch `batch_size` (default 8).
+- `quick`: every probe at 64x64, batch 2, few iterations: a smoke test of the whole pipeline.
+- `accuracy`: train (fit) and evaluate each model on each category of a dataset (default: synthetic).
+- `all`: profile + accuracy + report, with CPU-sized defaults.
+- `paper`: the authors' budgets (400 epochs, full sizes): meant for a GPU.
+"""
+from __future__ import annotations
+
+import gc
+import math
+import os
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from bench import provenance as prov
+from bench import results
+from bench.probes import PROFILE_PROBES, ProbeSettings, calibrate_peak_gflops, roofline, train_step_probe
+
+SUITES = ("profile", "quick", "accuracy", "all", "paper")
+DEFAULT_PROFILE_MODELS = None  # None = every registered model
+
+
+@dataclass
+class RunConfig:
+    suite: str = "profile"
+    models: list[str] | None = None
+    image_size: int | None = None  # None: the suite's default
+    batch_size: int | None = None
+    device: str = "auto"
+    threads: int | None = None  # None: all cores
+    out: Path = Path("runs/latest")
+    seed: int = 0
+    resume: bool = False
+    # accuracy
+    dataset: str = "synthetic"
+    data_root: Path | None = None
+    categories: list[str] | None = None
+    epochs: int | None = None
+    train_minutes: list[float] | None = None  # several values: evaluate after each (a learning curve)
+    train_batch_size: int = 8
+    gallery_size: int = 6
+    argv: list[str] | None = None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be auto, cpu or cuda, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available on this machine")
+    return torch.device(name)
+
+
+def default_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def probe_settings(cfg: RunConfig, device: torch.device, threads: int) -> ProbeSettings:
+    s = ProbeSettings(device=device, threads=threads, workdir=Path(cfg.out) / "tmp")
+    s.workdir.mkdir(parents=True, exist_ok=True)
+    s.throughput_batch = 2 * batch_size_for(cfg)
+    if cfg.suite == "quick":
+        s = replace(s, warmup=2, min_iters=5, max_iters=20, min_seconds=0.2, max_seconds=2.0, warmup_seconds=1.0,
+                    train_iters=2, throughput_batch=4)
+    return s
+
+
+def image_size_for(cfg: RunConfig) -> int:
+    if cfg.image_size:
+        return cfg.image_size
+    return {"quick": 64, "profile": 256, "accuracy": 128, "all": 128, "paper": 512}[cfg.suite]
+
+
+def batch_size_for(cfg: RunConfig) -> int:
+    if cfg.batch_size:
+        return cfg.batch_size
+    return 2 if cfg.suite == "quick" else 8
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# -- profile ----------------------------------------------------------------------------------------------
+def profile_job_id(name: str, cfg: RunConfig, device: torch.device) -> str:
+    return results.job_id("profile", name, image_size_for(cfg), batch_size_for(cfg), device.type)
+
+
+def profile_job(name: str, cfg: RunConfig, settings: ProbeSettings, peak_gflops: float,
+                on_probe: Callable[[str], None] | None = None) -> dict:
+    from models import create_detector, get_entry
+
+    size, batch = image_size_for(cfg), batch_size_for(cfg)
+    entry = get_entry(name)
+    record: dict = {"job_id": profile_job_id(name, cfg, settings.device), "suite": "profile",
+                    "model": name, "family": entry.family, "dataset": "", "category": "",
+                    "device": settings.device.type, "image_size": size, "batch_size": batch,
+                    "threads": settings.threads, "seed": cfg.seed, "status": "ok", "error": "",
+                    "started_at": _now()}
+    started = time.perf_counter()
+    errors: list[str] = []
+    try:
+        torch.manual_seed(cfg.seed)
+        detector = create_detector(name, image_size=size).to(settings.device)
+        record["pretrained"] = detector.pretrained
+        module = detector.inference_module().eval()
+        gen = torch.Generator().manual_seed(cfg.seed)
+        x = torch.rand(batch, 3, size, size, generator=gen).to(settings.device)
+        masks = torch.zeros(batch, size, size)
+        masks[:, size // 4: size // 2, size // 4: size // 2] = 1.0  # a defect in every image, for supervised losses
+        masks = masks.to(settings.device)
+    except Exception as exc:  # the model cannot even be built: nothing to measure
+        record.update(status="failed", error=f"build: {_first_line(exc)}", seconds=time.perf_counter() - started)
+        return record
+    probes = PROFILE_PROBES + [("train_step", lambda m, xx, s: train_step_probe(detector, xx, masks, s))]
+    for probe_name, probe in probes:
+        if on_probe:
+            on_probe(probe_name)
+        try:
+            record.update(probe(module, x, settings))
+        except Exception as exc:
+            errors.append(f"{probe_name}: {_first_line(exc)}")
+            if os.environ.get("DEFECTBENCH_TRACEBACK"):
+                traceback.print_exc()
+    record.update(roofline(record, batch, peak_gflops))
+    if errors:
+        record.update(status="failed", error=" | ".join(errors))
+    record["seconds"] = time.perf_counter() - started
+    del detector, module
+    gc.collect()
+    return record
+
+
+# -- accuracy ---------------------------------------------------------------------------------------------
+def gallery_indices(labels: np.ndarray, count: int) -> np.ndarray:
+    """The same test images for every model: a third normal, the rest defective, evenly spaced."""
+    normal, defective = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+    n_normal = min(len(normal), max(1, count // 3))
+    n_def = min(len(defective), count - n_normal)
+    pick = lambda idx, n: idx[np.linspace(0, len(idx) - 1, n).round().astype(int)] if n > 0 else idx[:0]  # noqa: E731
+    return np.concatenate([pick(normal, n_normal), pick(defective, n_def)])
+
+
+def evaluate(detector, test_set, batch_size: int) -> dict[str, np.ndarray]:
+    loader = torch.utils.data.DataLoader(test_set, batch_size=batch_size, shuffle=False, num_workers=0)
+    scores, maps, labels, masks, images, paths = [], [], [], [], [], []
+    for batch in loader:
+        s, m = detector.predict(batch["image"])
+        scores.append(s)
+        if m is not None:
+            maps.append(m.astype(np.float32))
+        labels.append(batch["label"].numpy())
+        masks.append(batch["mask"].numpy().astype(np.uint8))
+        images.append((batch["image"].permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
+        paths.extend(batch["path"])
+    out = {"scores": np.concatenate(scores).astype(np.float32), "labels": np.concatenate(labels).astype(np.int8),
+           "masks": np.concatenate(masks), "images": np.concatenate(images), "paths": np.asarray(paths)}
+    if maps:
+        out["maps"] = np.concatenate(maps)
+    return out
+
+
+def accuracy_jobs(name: str, category: str, cfg: RunConfig, device: torch.device, threads: int,
+                  data_root: Path, progress: Callable[[str, int, float], None] | None = None) -> list[dict]:
+    """Fit `name` on one category and evaluate it after each training-time stage; one record per stage."""
+    import datasets
+    from bench.metrics import compute_all
+    from models import create_detector, get_entry
+    from models.base import Budget
+
+    size = image_size_for(cfg)
+    entry = get_entry(name)
+    stages = cfg.train_minutes or [math.inf]
+    epochs = cfg.epochs if cfg.epochs is not None else (400 if cfg.suite == "paper" else 10_000)
+    base = {"suite": "accuracy", "model": name, "family": entry.family, "dataset": cfg.dataset, "category": category,
+            "device": device.type, "image_size": size, "batch_size": cfg.train_batch_size, "threads": threads,
+            "seed": cfg.seed}
+    out: list[dict] = []
+    started = time.perf_counter()
+    trained_seconds, steps, epochs_done = 0.0, 0, 0
+    try:
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        train_set = datasets.open_dataset(cfg.dataset, data_root, category, "train", size)
+        test_set = datasets.open_dataset(cfg.dataset, data_root, category, "test", size)
+        loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.train_batch_size, shuffle=True, num_workers=0,
+                                             generator=torch.Generator().manual_seed(cfg.seed), drop_last=len(train_set) > cfg.train_batch_size)
+        detector = create_detector(name, image_size=size).to(device)
+        previous = 0.0
+        for minutes in stages:
+            record = dict(base, job_id=results.job_id("accuracy", name, cfg.dataset, category, size,
+                                                      f"{minutes}min" if math.isfinite(minutes) else ""),
+                          status="ok", error="", started_at=_now(),
+                          train_minutes=minutes if math.isfinite(minutes) else None)
+            budget = Budget(epochs=max(1, epochs - epochs_done), minutes=minutes - previous)
+            previous = minutes
+            report = detector.fit(loader, budget, progress=(lambda st, loss: progress(category, st, loss)) if progress else None)
+            trained_seconds += report.train_seconds
+            steps += report.steps
+            epochs_done += report.epochs
+            ckpt = Path(cfg.out) / "checkpoints" / f"{record['job_id']}.safetensors"
+            detector.save(ckpt)
+            ev = evaluate(detector, test_set, cfg.train_batch_size)
+            metrics = compute_all(ev["labels"], ev["scores"], ev["masks"] if "maps" in ev else None, ev.get("maps"))
+            pick = gallery_indices(ev["labels"], cfg.gallery_size)
+            gallery = Path(cfg.out) / "gallery" / f"{name}__{cfg.dataset}__{category}.npz"
+            gallery.parent.mkdir(parents=True, exist_ok=True)
+            arrays = {k: ev[k][pick] for k in ("images", "masks", "scores", "labels", "paths")}
+            if "maps" in ev:
+                arrays["maps"] = ev["maps"][pick].astype(np.float16)
+            np.savez_compressed(gallery, **arrays)
+            record.update(metrics)
+            record.update(train_seconds=trained_seconds, epochs=epochs_done, steps=steps, final_loss=report.final_loss,
+                          stopped_by=report.stopped_by, checkpoint=str(ckpt.relative_to(cfg.out)),
+                          gallery_file=str(gallery.relative_to(cfg.out)), seconds=time.perf_counter() - started,
+                          n_test=int(len(ev["labels"])), n_train=len(train_set), **detector.info())
+            out.append(record)
+    except Exception as exc:
+        if os.environ.get("DEFECTBENCH_TRACEBACK"):
+            traceback.print_exc()
+        done = {r["train_minutes"] for r in out}
+        for minutes in stages:
+            key = minutes if math.isfinite(minutes) else None
+            if key in done:
+                continue
+            out.append(dict(base, job_id=results.job_id("accuracy", name, cfg.dataset, category, size,
+                                                        f"{minutes}min" if math.isfinite(minutes) else ""),
+                            status="failed", error=_first_line(exc), started_at=_now(), train_minutes=key,
+                            seconds=time.perf_counter() - started))
+    gc.collect()
+    return out
+
+
+METRIC_COLUMNS = ["image_auroc", "pixel_auroc", "aupro", "image_f1_max", "image_ap", "pixel_ap", "train_seconds"]
+
+
+def mean_rows(records: list[dict]) -> list[dict]:
+    """One `category="mean"` row per (model, dataset, stage) over the categories that finished."""
+    frame = pd.DataFrame([r for r in records if r.get("suite") == "accuracy" and r.get("category") != "mean"])
+    if frame.empty:
+        return []
+    frame["train_minutes"] = frame.get("train_minutes", pd.Series([None] * len(frame))).astype(object)
+    rows = []
+    for (model, dataset, minutes), group in frame.groupby(["model", "dataset", frame["train_minutes"].fillna(-1)], sort=False):
+        ok = group[group["status"] == "ok"]
+        first = group.iloc[0]
+        row = {"job_id": results.job_id("accuracy", model, dataset, "mean", first["image_size"],
+                                        f"{minutes}min" if minutes != -1 else ""),
+               "suite": "accuracy", "model": model, "family": first["family"], "dataset": dataset, "category": "mean",
+               "device": first["device"], "image_size": int(first["image_size"]), "batch_size": int(first["batch_size"]),
+               "threads": int(first["threads"]), "seed": int(first["seed"]),
+               "train_minutes": None if minutes == -1 else minutes,
+               "status": "ok" if len(ok) == len(group) else "failed",
+               "error": "" if len(ok) == len(group) else f"{len(group) - len(ok)} of {len(group)} categories failed",
+               "n_categories": int(len(ok))}
+        for col in METRIC_COLUMNS:
+            if col in ok:
+                values = pd.to_numeric(ok[col], errors="coerce").dropna()
+                row[col] = float(values.mean()) if len(values) else None
+        if "pretrained" in ok and len(ok):
+            row["pretrained"] = ok["pretrained"].iloc[0]
+        rows.append(row)
+    return rows

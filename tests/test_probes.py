@@ -1,0 +1,162 @@
+"""Each cost probe on a tiny model whose answers are known by hand."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bench import probes
+
+
+class Tiny(nn.Module):
+    """Conv(3->8, 3x3, pad 1) -> ReLU -> Flatten -> Linear(8*16*16 -> 10), input 3x16x16."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.act = nn.ReLU()
+        self.flat = nn.Flatten()
+        self.fc = nn.Linear(8 * 16 * 16, 10)
+        self.register_buffer("scale", torch.ones(5))
+
+    def forward(self, x):
+        return self.fc(self.flat(self.act(self.conv(x)))) * self.scale[0]
+
+
+CONV_PARAMS = 8 * 3 * 3 * 3 + 8
+FC_PARAMS = 8 * 16 * 16 * 10 + 10
+CONV_MACS = 8 * 16 * 16 * 3 * 3 * 3  # per image
+FC_MACS = 8 * 16 * 16 * 10
+
+
+@pytest.fixture
+def tiny():
+    torch.manual_seed(0)
+    return Tiny().eval(), torch.rand(2, 3, 16, 16)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return probes.ProbeSettings(threads=1, warmup=2, min_iters=5, max_iters=10, min_seconds=0.0,
+                                throughput_batch=4, workdir=tmp_path)
+
+
+def test_params_exact(tiny, settings):
+    m, x = tiny
+    m.conv.weight.requires_grad_(False)
+    got = probes.params_probe(m, x, settings)
+    assert got["params"] == CONV_PARAMS + FC_PARAMS
+    assert got["trainable_params"] == CONV_PARAMS + FC_PARAMS - 8 * 27
+
+
+def test_model_bytes_count_params_and_buffers(tiny, settings):
+    m, x = tiny
+    assert probes.size_probe(m, x, settings)["model_mb"] == pytest.approx((CONV_PARAMS + FC_PARAMS + 5) * 4 / 1e6)
+
+
+def test_macs_fvcore_per_image(tiny, settings):
+    m, x = tiny
+    got = probes.macs_probe(m, x, settings)
+    assert got["mac_counter"] == "fvcore"
+    assert got["gmacs"] * 1e9 == pytest.approx(CONV_MACS + FC_MACS)
+
+
+class Unpooling(nn.Module):
+    """MaxUnpool2d breaks TorchScript tracing (fvcore): the probe must fall back, and say so."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.pool = nn.MaxPool2d(2, return_indices=True)
+        self.unpool = nn.MaxUnpool2d(2)
+
+    def forward(self, x):
+        y, idx = self.pool(self.conv(x))
+        return self.unpool(y, idx)
+
+
+def test_macs_fall_back_to_flop_counter(settings):
+    m, x = Unpooling().eval(), torch.rand(1, 3, 8, 8)
+    got = probes.macs_probe(m, x, settings)
+    assert got["mac_counter"] == "torch.flop_counter"
+    assert got["gmacs"] * 1e9 == pytest.approx(4 * 8 * 8 * 27)
+    assert got["unsupported_ops"].startswith("fvcore failed")
+
+
+def test_activation_estimate_is_torchinfo_definition(tiny, settings):
+    m, x = tiny
+    got = probes.activation_estimate_probe(m, x, settings)
+    # Only leaf modules with parameters count: conv output (2x8x16x16) and fc output (2x10), float32.
+    fwd = (2 * 8 * 16 * 16 + 2 * 10) * 4 / 1e6
+    assert got["fwd_mb_est"] == pytest.approx(fwd)
+    assert got["fwd_bwd_mb_est"] == pytest.approx(2 * fwd)
+
+
+def test_measured_peak_sees_a_known_allocation():
+    n = 1_000_000
+
+    def step():
+        a = torch.empty(n, dtype=torch.float32)  # 4 MB, freed at return
+        b = torch.empty(n // 2, dtype=torch.float32)  # 2 MB more while a is alive
+        return a.numel() + b.numel()
+
+    peak = probes.measure_peak_bytes(step, torch.device("cpu"))
+    assert peak == pytest.approx(6_000_000, rel=0.01)
+
+
+def test_peak_infer_at_least_resident_bytes(tiny, settings):
+    m, x = tiny
+    got = probes.peak_infer_probe(m, x, settings)
+    resident = (CONV_PARAMS + FC_PARAMS + 5) * 4 / 1e6
+    assert got["peak_infer_mb"] >= resident + 2 * 8 * 16 * 16 * 4 / 1e6  # at least the conv output was live
+
+
+def test_latency_summary_percentiles():
+    samples = list(range(1, 101))
+    got = probes.summarise_latency(samples, "latency_ms")
+    assert got["latency_ms_p50"] == pytest.approx(50.5)
+    assert got["latency_ms_p90"] == pytest.approx(np.percentile(samples, 90))
+    assert got["latency_ms_iqr_ratio"] == pytest.approx((75.25 - 25.75) / 50.5)
+    assert got["latency_ms_n"] == 100
+
+
+def test_latency_probe_keeps_raw_samples(tiny, settings):
+    m, x = tiny
+    got = probes.latency_probe(m, x, settings)
+    assert 5 <= len(got["latency_samples_ms"]) <= 10
+    assert got["latency_ms_p50"] == pytest.approx(np.median(got["latency_samples_ms"]), rel=1e-3)
+    assert got["throughput_ips"] > 0 and got["throughput_batch"] == 4
+
+
+def test_onnx_round_trip_and_parity(tiny, settings):
+    m, x = tiny
+    got = probes.onnx_probe(m, x, settings)
+    assert got["onnx_parity"] == "pass"
+    assert got["onnx_max_abs_diff"] < 1e-4
+    # The weights are in the files: at least the float32 parameter bytes.
+    assert got["onnx_mb"] >= (CONV_PARAMS + FC_PARAMS) * 4 / 1e6
+    assert len(got["ort_latency_samples_ms"]) >= 5
+
+
+class ExportsDifferently(nn.Module):
+    """Adds 1 only while being exported: the ONNX graph differs from eager PyTorch on purpose."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.lin(x) + (1.0 if torch.compiler.is_exporting() else 0.0)
+
+
+def test_onnx_parity_fails_when_outputs_differ(settings):
+    got = probes.onnx_probe(ExportsDifferently().eval(), torch.rand(2, 4), settings)
+    assert got["onnx_parity"] == "fail"
+    assert got["onnx_max_abs_diff"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_roofline_uses_batch_macs():
+    got = probes.roofline({"latency_ms_p50": 10.0, "gmacs": 1.0}, batch_size=2, peak_gflops=800.0)
+    assert got["achieved_gflops"] == pytest.approx(2 * 1.0 * 2 / 0.010)
+    assert got["peak_fraction"] == pytest.approx(400.0 / 800.0)
