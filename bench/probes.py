@@ -223,13 +223,14 @@ def _time_calls(fn: Callable[[], Any], device: torch.device, *, warmup: int, min
 
 
 def summarise_latency(samples: list[float], prefix: str) -> dict:
+    """`prefix`_ms_p50/p90/p99/mean, `prefix`_iqr_ratio and `prefix`_n from samples in milliseconds."""
     a = np.asarray(samples, dtype=np.float64)
     q25, p50, q75, p90, p99 = np.percentile(a, [25, 50, 75, 90, 99])
     return {
-        f"{prefix}_p50": float(p50),
-        f"{prefix}_p90": float(p90),
-        f"{prefix}_p99": float(p99),
-        f"{prefix}_mean": float(a.mean()),
+        f"{prefix}_ms_p50": float(p50),
+        f"{prefix}_ms_p90": float(p90),
+        f"{prefix}_ms_p99": float(p99),
+        f"{prefix}_ms_mean": float(a.mean()),
         f"{prefix}_iqr_ratio": float((q75 - q25) / p50) if p50 > 0 else math.nan,
         f"{prefix}_n": int(a.size),
     }
@@ -240,7 +241,7 @@ def latency_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
         samples = _time_calls(lambda: module(x), s.device, warmup=s.warmup, min_iters=s.min_iters,
                               max_iters=s.max_iters, min_seconds=s.min_seconds, max_seconds=s.max_seconds,
                               warmup_seconds=s.warmup_seconds)
-        record = summarise_latency(samples, "latency_ms")
+        record = summarise_latency(samples, "latency")
         record["latency_samples_ms"] = [round(v, 4) for v in samples]
         big = x[:1].expand(s.throughput_batch, *x.shape[1:]).contiguous()
         batch_samples = _time_calls(lambda: module(big), s.device, warmup=1, min_iters=3, max_iters=20,
@@ -306,7 +307,7 @@ def onnx_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
         "onnx_rel_diff": max_abs / scale if scale > 0 else max_abs,
         "onnx_parity": "pass" if passed else "fail",
         "ort_provider": session.get_providers()[0],
-        **summarise_latency(samples, "ort_latency_ms"),
+        **summarise_latency(samples, "ort_latency"),
         "ort_latency_samples_ms": [round(v, 4) for v in samples],
     }
     del session

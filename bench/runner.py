@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import math
 import os
+import re
 import time
 import traceback
 from dataclasses import dataclass, field, replace
@@ -93,9 +94,17 @@ def batch_size_for(cfg: RunConfig) -> int:
     return 2 if cfg.suite == "quick" else 8
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
+    """One line for the results table: the exception type and, for wrapped errors, the root cause's message."""
+    root = exc
+    while root.__cause__ is not None and root.__cause__ is not root:
+        root = root.__cause__
+    text = _ANSI.sub("", str(root)).strip().splitlines()
+    via = f"{type(exc).__name__} <- " if root is not exc else ""
+    return f"{via}{type(root).__name__}: {text[0][:300] if text else ''}"
 
 
 def _now() -> str:

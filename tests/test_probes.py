@@ -114,11 +114,11 @@ def test_peak_infer_at_least_resident_bytes(tiny, settings):
 
 def test_latency_summary_percentiles():
     samples = list(range(1, 101))
-    got = probes.summarise_latency(samples, "latency_ms")
+    got = probes.summarise_latency(samples, "latency")
     assert got["latency_ms_p50"] == pytest.approx(50.5)
     assert got["latency_ms_p90"] == pytest.approx(np.percentile(samples, 90))
-    assert got["latency_ms_iqr_ratio"] == pytest.approx((75.25 - 25.75) / 50.5)
-    assert got["latency_ms_n"] == 100
+    assert got["latency_iqr_ratio"] == pytest.approx((75.25 - 25.75) / 50.5)
+    assert got["latency_n"] == 100
 
 
 def test_latency_probe_keeps_raw_samples(tiny, settings):
