@@ -146,12 +146,14 @@ def profile_job(name: str, cfg: RunConfig, settings: ProbeSettings, peak_gflops:
     for probe_name, probe in probes:
         if on_probe:
             on_probe(probe_name)
+        probe_started = time.perf_counter()
         try:
             record.update(probe(module, x, settings))
         except Exception as exc:
             errors.append(f"{probe_name}: {_first_line(exc)}")
             if os.environ.get("DEFECTBENCH_TRACEBACK"):
                 traceback.print_exc()
+        record[f"probe_seconds_{probe_name}"] = time.perf_counter() - probe_started
     record.update(roofline(record, batch, peak_gflops))
     if errors:
         record.update(status="failed", error=" | ".join(errors))

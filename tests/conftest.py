@@ -1,0 +1,56 @@
+"""Shared dataset fixtures: tiny MVTec- and BTAD-shaped trees written into tmp_path."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def write_image(path: Path, array: np.ndarray, fmt: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, format=fmt)
+    return path
+
+
+def solid(h: int, w: int, rgb=(200, 100, 50)) -> np.ndarray:
+    return np.broadcast_to(np.array(rgb, dtype=np.uint8), (h, w, 3)).copy()
+
+
+def box_mask(h: int, w: int, top: int, left: int, bottom: int, right: int) -> np.ndarray:
+    m = np.zeros((h, w), dtype=np.uint8)
+    m[top:bottom, left:right] = 255
+    return m
+
+
+@pytest.fixture
+def mvtec_root(tmp_path: Path) -> Path:
+    """widget: 2 train (one RGB, one grey), 1 test good, 1 `scratch` with a mask on the left half."""
+    root = tmp_path / "mvtec"
+    c = root / "widget"
+    write_image(c / "train/good/000.png", solid(64, 64))
+    write_image(c / "train/good/001.png", np.full((64, 64), 128, np.uint8))  # grey
+    write_image(c / "test/good/000.png", solid(64, 64, (10, 20, 30)))
+    write_image(c / "test/scratch/000.png", solid(64, 64, (255, 255, 255)))
+    write_image(c / "ground_truth/scratch/000_mask.png", box_mask(64, 64, 0, 0, 64, 32))
+    (root / "other").mkdir()  # a second category folder, only a train/ inside
+    (root / "other" / "train").mkdir()
+    return root
+
+
+@pytest.fixture
+def btad_root(tmp_path: Path) -> Path:
+    """BTech_Dataset_transformed/01 (1600x1600 .bmp, .png masks) and 03 (800x600 .bmp, .bmp masks)."""
+    root = tmp_path / "btad"
+    p1 = root / "BTech_Dataset_transformed" / "01"
+    write_image(p1 / "train/ok/0000.bmp", solid(1600, 1600, (90, 90, 90)))
+    write_image(p1 / "test/ok/0000.bmp", solid(1600, 1600, (80, 80, 80)))
+    write_image(p1 / "test/ko/0001.bmp", solid(1600, 1600, (250, 0, 0)))
+    write_image(p1 / "ground_truth/ko/0001.png", box_mask(1600, 1600, 800, 0, 1600, 1600))  # bottom half
+    p3 = root / "BTech_Dataset_transformed" / "03"
+    write_image(p3 / "train/ok/0000.bmp", np.full((600, 800), 60, np.uint8))  # grey, non-square
+    write_image(p3 / "test/ok/0000.bmp", np.full((600, 800), 70, np.uint8))
+    write_image(p3 / "test/ko/0002.bmp", np.full((600, 800), 200, np.uint8))
+    write_image(p3 / "ground_truth/ko/0002.bmp", box_mask(600, 800, 0, 400, 600, 800), fmt="BMP")  # right half
+    return root
