@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bench import provenance as prov
 from bench import results
 from bench.probes import calibrate_peak_gflops
-from bench.runner import (SUITES, RunConfig, accuracy_jobs, default_threads, image_size_for, mean_rows,
+from bench.runner import (SUITES, RunConfig, accuracy_job_ids, accuracy_jobs, default_threads, mean_rows,
                           probe_settings, profile_job, profile_job_id, resolve_device)
 
 console = Console(stderr=True)
@@ -99,15 +99,18 @@ def run(suite: str = "profile", models: Sequence[str] | None = None, *, image_si
         elif root is None:
             raise ValueError(f"--data-root is required for --dataset {cfg.dataset}")
         cats = cfg.categories or datasets.list_categories(cfg.dataset, root)
-        acc_names = [n for n in names]
         with _progress() as bar:
-            task = bar.add_task("accuracy", total=len(acc_names) * len(cats), detail="", visible=show)
-            for name in acc_names:
+            task = bar.add_task("accuracy", total=len(names) * len(cats), detail="", visible=show)
+            for name in names:
                 for cat in cats:
                     bar.update(task, detail=f"{name} / {cat}")
-                    report = lambda c, step, loss, n=name: bar.update(task, detail=f"{n} / {c}: step {step} loss {loss:.4f}")  # noqa: E731
-                    for record in accuracy_jobs(name, cat, cfg, dev, n_threads, root, progress=report):
-                        keep(record)
+                    ids = accuracy_job_ids(name, cat, cfg)
+                    if all(done.get(j, {}).get("status") == "ok" for j in ids):
+                        records.extend(done[j] for j in ids)
+                    else:
+                        report = lambda c, step, loss, n=name: bar.update(task, detail=f"{n} / {c}: step {step} loss {loss:.4g}")  # noqa: E731
+                        for record in accuracy_jobs(name, cat, cfg, dev, n_threads, root, progress=report):
+                            keep(record)
                     bar.advance(task)
         for record in mean_rows(records):
             keep(record)

@@ -34,9 +34,10 @@ def list_models_cmd(family: Optional[str] = typer.Option(None, help="segmenter, 
 
     from models import list_models
 
-    table = Table("name", "family", "input", "paper", "module")
+    table = Table("name", "family", "input", "module")
+    table.add_column("paper", overflow="ellipsis", no_wrap=True, max_width=70)
     for e in list_models(family):
-        table.add_row(e.name, e.family, str(e.input_size), e.paper, e.module)
+        table.add_row(e.name, e.family, str(e.input_size), e.module, e.paper)
     Console().print(table)
 
 

@@ -82,10 +82,15 @@ def probe_settings(cfg: RunConfig, device: torch.device, threads: int) -> ProbeS
     return s
 
 
-def image_size_for(cfg: RunConfig) -> int:
+def image_size_for(cfg: RunConfig, model: str) -> int:
+    """--image-size if given; `paper` uses each model's own input size; other suites one common size."""
     if cfg.image_size:
         return cfg.image_size
-    return {"quick": 64, "profile": 256, "accuracy": 128, "all": 128, "paper": 512}[cfg.suite]
+    if cfg.suite == "paper":
+        from models import get_entry
+
+        return get_entry(model).input_size
+    return {"quick": 64, "profile": 256, "accuracy": 128, "all": 128}[cfg.suite]
 
 
 def batch_size_for(cfg: RunConfig) -> int:
@@ -113,14 +118,14 @@ def _now() -> str:
 
 # -- profile ----------------------------------------------------------------------------------------------
 def profile_job_id(name: str, cfg: RunConfig, device: torch.device) -> str:
-    return results.job_id("profile", name, image_size_for(cfg), batch_size_for(cfg), device.type)
+    return results.job_id("profile", name, image_size_for(cfg, name), batch_size_for(cfg), device.type)
 
 
 def profile_job(name: str, cfg: RunConfig, settings: ProbeSettings, peak_gflops: float,
                 on_probe: Callable[[str], None] | None = None) -> dict:
     from models import create_detector, get_entry
 
-    size, batch = image_size_for(cfg), batch_size_for(cfg)
+    size, batch = image_size_for(cfg, name), batch_size_for(cfg)
     entry = get_entry(name)
     record: dict = {"job_id": profile_job_id(name, cfg, settings.device), "suite": "profile",
                     "model": name, "family": entry.family, "dataset": "", "category": "",
@@ -192,6 +197,13 @@ def evaluate(detector, test_set, batch_size: int) -> dict[str, np.ndarray]:
     return out
 
 
+def accuracy_job_ids(name: str, category: str, cfg: RunConfig) -> list[str]:
+    """One job id per training-time stage of (model, category)."""
+    size = image_size_for(cfg, name)
+    return [results.job_id("accuracy", name, cfg.dataset, category, size, f"{m}min" if math.isfinite(m) else "")
+            for m in (cfg.train_minutes or [math.inf])]
+
+
 def accuracy_jobs(name: str, category: str, cfg: RunConfig, device: torch.device, threads: int,
                   data_root: Path, progress: Callable[[str, int, float], None] | None = None) -> list[dict]:
     """Fit `name` on one category and evaluate it after each training-time stage; one record per stage."""
@@ -200,9 +212,10 @@ def accuracy_jobs(name: str, category: str, cfg: RunConfig, device: torch.device
     from models import create_detector, get_entry
     from models.base import Budget
 
-    size = image_size_for(cfg)
+    size = image_size_for(cfg, name)
     entry = get_entry(name)
     stages = cfg.train_minutes or [math.inf]
+    ids = dict(zip(stages, accuracy_job_ids(name, category, cfg)))
     epochs = cfg.epochs if cfg.epochs is not None else (400 if cfg.suite == "paper" else 10_000)
     base = {"suite": "accuracy", "model": name, "family": entry.family, "dataset": cfg.dataset, "category": category,
             "device": device.type, "image_size": size, "batch_size": cfg.train_batch_size, "threads": threads,
@@ -220,9 +233,7 @@ def accuracy_jobs(name: str, category: str, cfg: RunConfig, device: torch.device
         detector = create_detector(name, image_size=size).to(device)
         previous = 0.0
         for minutes in stages:
-            record = dict(base, job_id=results.job_id("accuracy", name, cfg.dataset, category, size,
-                                                      f"{minutes}min" if math.isfinite(minutes) else ""),
-                          status="ok", error="", started_at=_now(),
+            record = dict(base, job_id=ids[minutes], status="ok", error="", started_at=_now(),
                           train_minutes=minutes if math.isfinite(minutes) else None)
             budget = Budget(epochs=max(1, epochs - epochs_done), minutes=minutes - previous)
             previous = minutes
@@ -255,9 +266,7 @@ def accuracy_jobs(name: str, category: str, cfg: RunConfig, device: torch.device
             key = minutes if math.isfinite(minutes) else None
             if key in done:
                 continue
-            out.append(dict(base, job_id=results.job_id("accuracy", name, cfg.dataset, category, size,
-                                                        f"{minutes}min" if math.isfinite(minutes) else ""),
-                            status="failed", error=_first_line(exc), started_at=_now(), train_minutes=key,
+            out.append(dict(base, job_id=ids[minutes], status="failed", error=_first_line(exc), started_at=_now(), train_minutes=key,
                             seconds=time.perf_counter() - started))
     gc.collect()
     return out
