@@ -1,0 +1,119 @@
+"""`SegmenterDetector`: any binary segmenter as an anomaly detector, trained on synthetic anomalies.
+
+Training sees normal images only; each step pastes synthetic anomalies into the batch
+(`models.anomaly_synth.synthesize_anomalies`, from a generator seeded by `seed`) and fits the segmenter's logits
+to the pasted masks (united with any mask the batch already carries) with BCE-with-logits + soft Dice. Nets that
+expose `training_outputs(images) -> [fused, side maps...]` (U^2-Net) get the loss summed over every map, as
+U^2-Net trains; the others get it on their one logit map.
+
+Inference (`SegmenterInference`): images in [0,1] -> ImageNet normalisation (what the smp ResNet encoders
+expect, and what U^2-Net's authors use; applied to every segmenter so callers always pass [0,1] images) ->
+logits -> maps = sigmoid(logits) [B,H,W]; the image score is the mean of the k highest map values,
+k = max(1, round(top_k_fraction * H * W)). A mean over the top 1% rather than the single maximum keeps the score
+from hanging on one noisy pixel while still firing on a defect that covers a small part of the image.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.anomaly_synth import synthesize_anomalies
+from models.base import Detector
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class SegmenterInference(nn.Module):
+    """images [B,3,H,W] in [0,1] -> (scores [B], maps [B,H,W] in [0,1])."""
+
+    def __init__(self, net: nn.Module, top_k_fraction: float = 0.01):
+        super().__init__()
+        self.net = net
+        self.top_k_fraction = float(top_k_fraction)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        return (images - self.mean) / self.std
+
+    def all_logits(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Every logit map [B,H,W] the net trains on: the final map first, then any side outputs."""
+        x = self.normalise(images)
+        training_outputs = getattr(self.net, "training_outputs", None)
+        outputs = training_outputs(x) if training_outputs is not None else [self.net(x)]
+        return [o[:, 0] for o in outputs]
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        maps = torch.sigmoid(self.net(self.normalise(images))[:, 0])
+        # int(): under TorchScript tracing (fvcore's MAC counter) sizes come back as 0-d tensors
+        height, width = int(maps.shape[-2]), int(maps.shape[-1])
+        k = max(1, round(self.top_k_fraction * height * width))
+        scores = torch.topk(maps.flatten(1), k, dim=1).values.mean(dim=1)
+        return scores, maps
+
+
+def soft_dice_loss(logits: torch.Tensor, targets: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    """1 - soft Dice over the whole batch (a batch-level sum, so images without anomaly do not dominate)."""
+    probabilities = torch.sigmoid(logits)
+    intersection = (probabilities * targets).sum()
+    return 1 - (2 * intersection + smooth) / (probabilities.sum() + targets.sum() + smooth)
+
+
+class SegmenterDetector(Detector):
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        name: str,
+        image_size: int,
+        seed: int = 0,
+        lr: float = 1e-3,
+        top_k_fraction: float = 0.01,
+        anomaly_probability: float = 0.5,
+    ):
+        super().__init__(image_size)
+        self.name = name
+        self.net = net
+        self.seed = int(seed)
+        self.lr = float(lr)
+        self.anomaly_probability = float(anomaly_probability)
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self._inference = SegmenterInference(net, top_k_fraction=top_k_fraction)
+
+    def modules_to_save(self) -> dict[str, nn.Module]:
+        return {"net": self.net}
+
+    def inference_module(self) -> nn.Module:
+        return self._inference
+
+    def to(self, device: str | torch.device) -> "SegmenterDetector":
+        super().to(device)
+        self._inference.to(self.device)  # the normalisation buffers
+        return self
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=self.lr)
+
+    def training_step(self, images: torch.Tensor, masks: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
+        self.net.train(True)
+        images_synth, masks_synth = synthesize_anomalies(images, self.generator, self.anomaly_probability)
+        targets = torch.maximum(masks.to(masks_synth.dtype), masks_synth)
+        optimizer.zero_grad(set_to_none=True)
+        loss = sum(
+            F.binary_cross_entropy_with_logits(logits, targets) + soft_dice_loss(logits, targets)
+            for logits in self._inference.all_logits(images_synth)
+        )
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
+
+    def info(self) -> dict:
+        return {
+            **super().info(),
+            "seed": self.seed,
+            "lr": self.lr,
+            "top_k_fraction": self._inference.top_k_fraction,
+            "anomaly_probability": self.anomaly_probability,
+        }

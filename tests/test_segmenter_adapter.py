@@ -1,0 +1,125 @@
+"""SegmenterDetector: trains on pasted synthetic anomalies, predicts (scores, maps), exports to ONNX."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import models
+from models.base import Budget
+from models.segmenter_adapter import SegmenterDetector, SegmenterInference
+
+
+def tiny_loader(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [
+        {"image": torch.rand(2, 3, 64, 64, generator=g), "mask": torch.zeros(2, 64, 64), "label": torch.zeros(2)}
+        for _ in range(2)
+    ]
+
+
+def fitted_losses(name, seed=0):
+    torch.manual_seed(0)
+    detector = models.create_detector(name, image_size=64)
+    losses = []
+    report = detector.fit(tiny_loader(), Budget(epochs=1, max_steps=2), progress=lambda step, loss: losses.append(loss))
+    return detector, report, losses
+
+
+@pytest.fixture(scope="module")
+def u2net_small_fit():
+    return fitted_losses("u2net_small")
+
+
+def test_fit_two_steps_then_predict(u2net_small_fit):
+    detector, report, losses = u2net_small_fit
+    assert isinstance(detector, SegmenterDetector)
+    assert report.steps == 2 and report.stopped_by == "max_steps"
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    scores, maps = detector.predict(torch.rand(3, 3, 64, 64))
+    assert scores.shape == (3,) and maps.shape == (3, 64, 64)
+    assert maps.min() >= 0 and maps.max() <= 1
+    assert np.all((scores >= 0) & (scores <= 1))
+
+
+def test_same_seed_same_losses(u2net_small_fit):
+    _, _, first = u2net_small_fit
+    _, _, second = fitted_losses("u2net_small")
+    assert first == second
+
+
+class TwoMapNet(nn.Module):
+    """A stand-in for U^2-Net: a fused map plus one side output, exposed by `training_outputs`."""
+
+    def __init__(self):
+        super().__init__()
+        self.side = nn.Conv2d(3, 1, 3, padding=1)
+        self.fuse = nn.Conv2d(1, 1, 1)
+
+    def training_outputs(self, x):
+        side = self.side(x)
+        return [self.fuse(side), side]
+
+    def forward(self, x):
+        return self.training_outputs(x)[0]
+
+
+def test_loss_sums_bce_and_dice_over_every_training_output():
+    from models.anomaly_synth import synthesize_anomalies
+    from models.segmenter_adapter import soft_dice_loss
+
+    torch.manual_seed(0)
+    net = TwoMapNet()
+    detector = SegmenterDetector(net, name="two_maps", image_size=64, seed=5, anomaly_probability=1.0)
+    images = torch.rand(2, 3, 64, 64)
+    # the same synthetic batch the step will draw, from a generator seeded alike
+    synthetic, targets = synthesize_anomalies(images, torch.Generator().manual_seed(5), 1.0)
+    with torch.no_grad():
+        maps = [m[:, 0] for m in net.training_outputs(detector.inference_module().normalise(synthetic))]
+        expected = sum(
+            nn.functional.binary_cross_entropy_with_logits(m, targets) + soft_dice_loss(m, targets) for m in maps
+        )
+    loss = detector.training_step(images, torch.zeros(2, 64, 64), detector.make_optimizer())
+    assert loss == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_score_is_mean_of_top_k_map_values():
+    torch.manual_seed(0)
+    net = nn.Conv2d(3, 1, 3, padding=1)
+    inference = SegmenterInference(net, top_k_fraction=0.01).eval()
+    with torch.no_grad():
+        scores, maps = inference(torch.rand(2, 3, 64, 64))
+    k = round(0.01 * 64 * 64)  # 41
+    expected = maps.flatten(1).sort(dim=1, descending=True).values[:, :k].mean(dim=1)
+    assert torch.allclose(scores, expected)
+    # a fraction too small for one pixel still uses the maximum
+    tiny = SegmenterInference(net, top_k_fraction=1e-9).eval()
+    with torch.no_grad():
+        tiny_scores, _ = tiny(torch.rand(2, 3, 64, 64))
+    assert tiny_scores.shape == (2,)
+
+
+def test_modules_to_save_and_state_round_trip(tmp_path):
+    torch.manual_seed(0)
+    detector = models.create_detector("u2net_small", image_size=64)
+    assert set(detector.modules_to_save()) == {"net"}
+    path = detector.save(tmp_path / "model.safetensors")
+    torch.manual_seed(1)
+    other = models.create_detector("u2net_small", image_size=64).load(path)
+    x = torch.rand(1, 3, 64, 64)
+    assert np.array_equal(detector.predict(x)[1], other.predict(x)[1])
+
+
+def test_inference_module_exports_to_onnx(tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 1, 3, padding=1))
+    inference = SegmenterDetector(net, name="tiny", image_size=64).inference_module().eval()
+    x = torch.rand(2, 3, 64, 64)
+    path = tmp_path / "tiny.onnx"
+    torch.onnx.export(inference, (x,), str(path), dynamo=True, input_names=["images"], output_names=["scores", "maps"])
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    onnx_scores, onnx_maps = session.run(None, {"images": x.numpy()})
+    with torch.no_grad():
+        scores, maps = inference(x)
+    np.testing.assert_allclose(onnx_scores, scores.numpy(), atol=1e-5)
+    np.testing.assert_allclose(onnx_maps, maps.numpy(), atol=1e-5)
