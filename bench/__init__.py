@@ -1,0 +1,6 @@
+"""defectbench's measuring side: probes, runner, metrics, results files and the CLI."""
+import os
+
+# The CPU memory probe starts the PyTorch profiler; on a machine without a GPU its Kineto backend logs a
+# spurious "gpuGetDeviceCount failed" ERROR line each time. Level 5 keeps it quiet (read when torch loads).
+os.environ.setdefault("KINETO_LOG_LEVEL", "5")

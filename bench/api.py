@@ -118,13 +118,20 @@ def run(suite: str = "profile", models: Sequence[str] | None = None, *, image_si
 
     provenance["stage_seconds"] = stage_seconds
     frame = results.write_results(cfg.out, records, provenance)
+    report_path = None
     if suite in ("all", "paper"):
         t0 = time.perf_counter()
-        report(cfg.out)
+        try:
+            report_path = report(cfg.out).get("report.html")
+        except Exception as exc:  # the measurements are already on disk; say what broke and keep them
+            console.print(f"[red]report failed[/red]: {type(exc).__name__}: {exc} (re-render with `bench report {cfg.out}`)")
         stage_seconds["report"] = time.perf_counter() - t0
+        provenance["stage_seconds"] = stage_seconds
         results.write_results(cfg.out, records, provenance)
     if show:
         print_summary(frame, stage_seconds, cfg.out)
+        if report_path:
+            console.print(f"report: {report_path}")
     return frame
 
 

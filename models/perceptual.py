@@ -1,0 +1,121 @@
+"""Reconstruction scoring shared by PIADE and the pyramidal autoencoder (Mishra, Piciarelli, Foresti 2020).
+
+- `VGGPerceptual`: the authors' perceptual term, the frozen first block of VGG11 (`features[:4]`: conv 3->64,
+  ReLU, max-pool, conv 64->128, no ReLU after it), fed [0,1] images without ImageNet normalisation, as in
+  their `vgg_percep_loss.py`. The loss is the MSE between the block's activations of the reconstruction
+  and of the input. Pretrained VGG11 weights come only from a local file (`load_local_weights`); without
+  one the block keeps its seeded random initialisation (still frozen: a fixed random feature projection).
+- `ssim_per_image`: SSIM with an 11-tap Gaussian window (sigma 1.5), constants K=(0.01, 0.03), data range
+  1, computed over the valid region and averaged over channels and pixels -- the same definition as
+  `pytorch_msssim.ssim(..., data_range=1, size_average=False)`, written with plain depthwise convolutions
+  so that the scoring graph exports to ONNX (tests check the two agree). The authors used `pytorch_ssim`,
+  which zero-pads the window instead ("same" size); the valid-region form differs only at the borders.
+- `ReconstructionScorer`: (input, reconstruction) -> (scores [B], maps [B,H,W]).
+  Image score, as the authors' `Testing_mvtech.py`: MSE - SSIM + perceptual, each per image.
+  Pixel map (the authors give image scores only; this is ours): the squared reconstruction error averaged
+  over colour channels, plus its perceptual counterpart (the squared VGG-feature difference averaged over
+  the 128 feature channels, at half resolution, bilinearly upsampled), the sum blurred by a fixed Gaussian
+  (sigma 4, as VT-ADL's heat map; replicate padding so borders are not darkened). The blur is a fixed
+  depthwise convolution held as a buffer: it exports to ONNX as a Conv.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+MAP_BLUR_SIGMA = 4.0
+
+
+def gaussian_kernel_1d(size: int, sigma: float) -> torch.Tensor:
+    coords = torch.arange(size, dtype=torch.float32) - (size // 2)
+    g = torch.exp(-(coords**2) / (2.0 * sigma**2))
+    return g / g.sum()
+
+
+def _separable_filter(x: torch.Tensor, kernel_1d: torch.Tensor, padding: str) -> torch.Tensor:
+    """Depthwise Gaussian filtering with a 1-D kernel along H then W; `padding` is "valid" or "replicate"."""
+    channels = x.shape[1]
+    k = kernel_1d.to(dtype=x.dtype)
+    size = k.numel()
+    if padding == "replicate":
+        half = size // 2
+        x = F.pad(x, (half, half, half, half), mode="replicate")
+    vertical = k.view(1, 1, size, 1).expand(channels, 1, size, 1)
+    horizontal = k.view(1, 1, 1, size).expand(channels, 1, 1, size)
+    x = F.conv2d(x, vertical, groups=channels)
+    return F.conv2d(x, horizontal, groups=channels)
+
+
+def ssim_per_image(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor | None = None) -> torch.Tensor:
+    """SSIM of each image pair, [B,C,H,W] x2 -> [B]; images in [0,1] (needs H, W >= the window size)."""
+    if window is None:
+        window = gaussian_kernel_1d(SSIM_WINDOW, SSIM_SIGMA).to(x.device)
+    c1, c2 = 0.01**2, 0.03**2
+    mu_x = _separable_filter(x, window, "valid")
+    mu_y = _separable_filter(y, window, "valid")
+    var_x = _separable_filter(x * x, window, "valid") - mu_x * mu_x
+    var_y = _separable_filter(y * y, window, "valid") - mu_y * mu_y
+    cov = _separable_filter(x * y, window, "valid") - mu_x * mu_y
+    ssim_map = ((2 * mu_x * mu_y + c1) / (mu_x * mu_x + mu_y * mu_y + c1)) * ((2 * cov + c2) / (var_x + var_y + c2))
+    return ssim_map.flatten(1).mean(1)
+
+
+class VGGPerceptual(nn.Module):
+    """Frozen VGG11 `features[:4]`; parameter names match torchvision's `vgg11` state dict (`features.0.*`,
+    `features.3.*`), so a local torchvision file loads into it directly."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(inplace=False), nn.MaxPool2d(2, 2), nn.Conv2d(64, 128, 3, padding=1)
+        )
+        self.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "VGGPerceptual":
+        return super().train(False)  # frozen: never in training mode (it has no BN, but be explicit)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def loss(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Scalar MSE between the block's activations, as the authors' training loss."""
+        return F.mse_loss(self(reconstruction), self(target))
+
+
+class ReconstructionScorer(nn.Module):
+    """(images, reconstructions) -> (scores [B], maps [B,H,W]); see the module docstring."""
+
+    def __init__(self, perceptual: VGGPerceptual, blur_sigma: float = MAP_BLUR_SIGMA):
+        super().__init__()
+        self.perceptual = perceptual
+        blur_size = 2 * int(math.ceil(4 * blur_sigma)) + 1
+        self.register_buffer("blur_kernel", gaussian_kernel_1d(blur_size, blur_sigma), persistent=False)
+        self.register_buffer("ssim_window", gaussian_kernel_1d(SSIM_WINDOW, SSIM_SIGMA), persistent=False)
+
+    def forward(self, images: torch.Tensor, reconstructions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        squared_error = (reconstructions - images) ** 2
+        mse = squared_error.flatten(1).mean(1)
+        ssim = ssim_per_image(images, reconstructions, self.ssim_window)
+        feature_error = (self.perceptual(reconstructions) - self.perceptual(images)) ** 2
+        perceptual = feature_error.flatten(1).mean(1)
+        scores = mse - ssim + perceptual
+
+        feature_map = F.interpolate(feature_error.mean(1, keepdim=True), size=images.shape[-2:], mode="bilinear",
+                                    align_corners=False)
+        pixel_map = squared_error.mean(1, keepdim=True) + feature_map
+        maps = _separable_filter(pixel_map, self.blur_kernel, "replicate")
+        return scores, maps[:, 0]
+
+
+def reconstruction_loss(images: torch.Tensor, reconstructions: torch.Tensor, perceptual: VGGPerceptual) -> torch.Tensor:
+    """The authors' training loss: MSE - SSIM + perceptual (weights 1, 1, 1), SSIM by `pytorch_msssim`."""
+    from pytorch_msssim import ssim
+
+    return (F.mse_loss(reconstructions, images)
+            - ssim(images, reconstructions, data_range=1.0, size_average=True)
+            + perceptual.loss(reconstructions, images))
