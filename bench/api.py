@@ -30,6 +30,25 @@ def _check_models(names: Sequence[str] | None, suite: str) -> list[str]:
     return list(names)
 
 
+def _check_model_options(cfg: RunConfig, names: list[str]) -> None:
+    """Refuse, before measuring anything, options that no selected model can use or files that are not there."""
+    from models.registry import detector_arguments
+
+    accepted = set().union(*(detector_arguments(n) for n in names))
+    for option, path in (("--weights", cfg.weights), ("--vgg-weights", cfg.vgg_weights)):
+        if path and not Path(path).is_file():
+            raise FileNotFoundError(f"{option}: no such file: {path}")
+        if path and option.lstrip("-").replace("-", "_") not in accepted:
+            raise ValueError(f"{option}: none of the selected models ({', '.join(names)}) takes pretrained weights")
+    for key in cfg.model_args:
+        if key not in accepted:
+            raise ValueError(f"--model-arg {key}: none of the selected models ({', '.join(names)}) takes {key!r}")
+    if cfg.labelled_defects is not None and cfg.labelled_defects < 0:
+        raise ValueError("--labelled-defects must be >= 0")
+    if cfg.folds < 2:
+        raise ValueError("--folds must be >= 2")
+
+
 def _progress() -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     TextColumn("{task.fields[detail]}"), console=console, transient=False)
@@ -39,8 +58,9 @@ def run(suite: str = "profile", models: Sequence[str] | None = None, *, image_si
         batch_size: int | None = None, device: str = "auto", threads: int | None = None,
         out: str | Path = "runs/latest", seed: int = 0, resume: bool = False, dataset: str = "synthetic",
         data_root: str | Path | None = None, categories: Sequence[str] | None = None, epochs: int | None = None,
-        train_minutes: Sequence[float] | float | None = None, argv: list[str] | None = None,
-        quiet: bool = False) -> pd.DataFrame:
+        train_minutes: Sequence[float] | float | None = None, labelled_defects: int | None = None, folds: int = 5,
+        weights: str | None = None, vgg_weights: str | None = None, model_args: dict | None = None,
+        argv: list[str] | None = None, quiet: bool = False) -> pd.DataFrame:
     """Run a suite; write RUN/records/*.json, RUN/results.json and RUN/results.csv; return the table."""
     if suite not in SUITES:
         raise ValueError(f"--suite must be one of {', '.join(SUITES)}, got {suite!r}")
@@ -50,11 +70,14 @@ def run(suite: str = "profile", models: Sequence[str] | None = None, *, image_si
                     batch_size=batch_size, device=device, threads=threads, out=Path(out), seed=seed, resume=resume,
                     dataset=dataset, data_root=Path(data_root) if data_root else None,
                     categories=list(categories) if categories else None, epochs=epochs,
-                    train_minutes=sorted(float(m) for m in train_minutes) if train_minutes else None, argv=argv)
+                    train_minutes=sorted(float(m) for m in train_minutes) if train_minutes else None,
+                    labelled_defects=labelled_defects, folds=folds, weights=weights, vgg_weights=vgg_weights,
+                    model_args=dict(model_args or {}), argv=argv)
     dev = resolve_device(device)
     n_threads = threads or default_threads()
     torch.set_num_threads(n_threads)
     names = _check_models(cfg.models, suite)
+    _check_model_options(cfg, names)
     cfg.out.mkdir(parents=True, exist_ok=True)
     provenance = prov.collect(dev, n_threads, seed, argv)
     done = results.finished_jobs(cfg.out) if resume else {}

@@ -20,9 +20,30 @@ def _split(value: Optional[str]) -> Optional[list[str]]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
+def _parse_model_args(pairs: list[str]) -> dict:
+    """KEY=VALUE strings -> dict; values become int, float or bool where they read as one."""
+    out = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--model-arg {pair!r}: expected KEY=VALUE")
+        value: object = raw
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                pass
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        out[key] = value
+    return out
+
+
 def _fail(exc: Exception) -> None:
     # Bad input gets one clear line, not a traceback.
-    typer.echo(f"error: {exc}", err=True)
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
 
 
@@ -57,6 +78,11 @@ def run_cmd(
     categories: Optional[str] = typer.Option(None, help="comma-separated categories (default: all)"),
     epochs: Optional[int] = typer.Option(None, help="training epochs (accuracy)"),
     train_minutes: Optional[str] = typer.Option(None, help="training minutes per category; several (1,3,10) evaluate after each"),
+    labelled_defects: Optional[int] = typer.Option(None, help="train on N labelled real defects, k-fold over the test set"),
+    folds: int = typer.Option(5, help="folds for --labelled-defects"),
+    weights: Optional[Path] = typer.Option(None, help="local torchvision backbone state dict (PIADE: ResNet-50; pyramid_ae: ResNet-18)"),
+    vgg_weights: Optional[Path] = typer.Option(None, help="local torchvision VGG11 state dict for the perceptual loss"),
+    model_arg: Optional[list[str]] = typer.Option(None, help="KEY=VALUE for the builders that take KEY (e.g. n_gaussians=150); repeatable"),
 ) -> None:
     """Measure the models: cost (profile), accuracy, or both with a report (all)."""
     from bench import api
@@ -65,7 +91,10 @@ def run_cmd(
         minutes = [float(m) for m in _split(train_minutes)] if train_minutes else None
         frame = api.run(suite, _split(models), image_size=image_size, batch_size=batch_size, device=device,
                         threads=threads, out=out, seed=seed, resume=resume, dataset=dataset, data_root=data_root,
-                        categories=_split(categories), epochs=epochs, train_minutes=minutes, argv=sys.argv)
+                        categories=_split(categories), epochs=epochs, train_minutes=minutes,
+                        labelled_defects=labelled_defects, folds=folds, weights=str(weights) if weights else None,
+                        vgg_weights=str(vgg_weights) if vgg_weights else None,
+                        model_args=_parse_model_args(model_arg or []), argv=sys.argv)
     except (ValueError, KeyError, FileNotFoundError) as exc:
         _fail(exc)
     if (frame["status"] != "ok").any():

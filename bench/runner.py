@@ -52,6 +52,12 @@ class RunConfig:
     train_minutes: list[float] | None = None  # several values: evaluate after each (a learning curve)
     train_batch_size: int = 8
     gallery_size: int = 6
+    labelled_defects: int | None = None  # train on N real labelled defects, k-fold over the test set
+    folds: int = 5
+    # model construction
+    weights: str | None = None  # a local torchvision backbone state dict, for builders that take `weights`
+    vgg_weights: str | None = None
+    model_args: dict = field(default_factory=dict)  # --model-arg key=value, for builders that take `key`
     argv: list[str] | None = None
 
 
@@ -82,15 +88,18 @@ def probe_settings(cfg: RunConfig, device: torch.device, threads: int) -> ProbeS
     return s
 
 
+SUITE_IMAGE_SIZE = {"quick": 64, "profile": 256, "accuracy": 128, "all": 128}
+
+
 def image_size_for(cfg: RunConfig, model: str) -> int:
-    """--image-size if given; `paper` uses each model's own input size; other suites one common size."""
+    """--image-size if given. Otherwise `paper` uses each model's own input size, and the other suites their
+    common size, or the model's own where that is smaller (capsnet_ad's 28, PIADE's 120)."""
+    from models import get_entry
+
     if cfg.image_size:
         return cfg.image_size
-    if cfg.suite == "paper":
-        from models import get_entry
-
-        return get_entry(model).input_size
-    return {"quick": 64, "profile": 256, "accuracy": 128, "all": 128}[cfg.suite]
+    own = get_entry(model).input_size
+    return own if cfg.suite == "paper" else min(SUITE_IMAGE_SIZE[cfg.suite], own)
 
 
 def batch_size_for(cfg: RunConfig) -> int:
@@ -123,7 +132,7 @@ def profile_job_id(name: str, cfg: RunConfig, device: torch.device) -> str:
 
 def profile_job(name: str, cfg: RunConfig, settings: ProbeSettings, peak_gflops: float,
                 on_probe: Callable[[str], None] | None = None) -> dict:
-    from models import create_detector, get_entry
+    from models import get_entry
 
     size, batch = image_size_for(cfg, name), batch_size_for(cfg)
     entry = get_entry(name)
@@ -136,7 +145,7 @@ def profile_job(name: str, cfg: RunConfig, settings: ProbeSettings, peak_gflops:
     errors: list[str] = []
     try:
         torch.manual_seed(cfg.seed)
-        detector = create_detector(name, image_size=size).to(settings.device)
+        detector = build_detector(name, cfg, size).to(settings.device)
         record["pretrained"] = detector.pretrained
         module = detector.inference_module().eval()
         gen = torch.Generator().manual_seed(cfg.seed)
@@ -204,12 +213,67 @@ def accuracy_job_ids(name: str, category: str, cfg: RunConfig) -> list[str]:
             for m in (cfg.train_minutes or [math.inf])]
 
 
+def build_detector(name: str, cfg: RunConfig, size: int, **extra):
+    """The detector with the run's seed, weight files and --model-arg values, where its builder takes them."""
+    from models import create_detector
+    from models.registry import detector_arguments
+
+    wanted = {"seed": cfg.seed, "weights": cfg.weights, "vgg_weights": cfg.vgg_weights, **cfg.model_args, **extra}
+    accepted = detector_arguments(name)
+    return create_detector(name, image_size=size, **{k: v for k, v in wanted.items() if v is not None and k in accepted})
+
+
+def _train_loader(data, cfg: RunConfig) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(data, batch_size=cfg.train_batch_size, shuffle=True, num_workers=0,
+                                       generator=torch.Generator().manual_seed(cfg.seed),
+                                       drop_last=len(data) > cfg.train_batch_size)
+
+
+def _save_gallery(ev: dict, name: str, category: str, cfg: RunConfig) -> Path:
+    pick = gallery_indices(ev["labels"], cfg.gallery_size)
+    path = Path(cfg.out) / "gallery" / f"{name}__{cfg.dataset}__{category}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {k: ev[k][pick] for k in ("images", "masks", "scores", "labels", "paths")}
+    if "maps" in ev:
+        arrays["maps"] = ev["maps"][pick].astype(np.float16)
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def _fit_on_labelled_folds(name: str, cfg: RunConfig, size: int, device: torch.device, train_set, test_set,
+                           budget, progress) -> tuple[dict, dict]:
+    """--labelled-defects N: k folds over the test set; each fold's model trains on the normal training images
+    plus up to N labelled defects from the OTHER folds (no synthetic anomalies) and scores its own fold only.
+    Returns the merged evaluation (every test image scored exactly once) and the summed training facts."""
+    from datasets.splits import labelled_folds
+
+    labels = np.array([int(s.label) for s in test_set.samples])
+    parts, facts = [], {"train_seconds": 0.0, "steps": 0, "epochs": 0, "final_loss": float("nan"), "stopped_by": ""}
+    for fold, (train_idx, eval_idx) in enumerate(labelled_folds(labels, cfg.labelled_defects, k=cfg.folds, seed=cfg.seed)):
+        torch.manual_seed(cfg.seed + fold)
+        detector = build_detector(name, cfg, size, synthetic_anomalies=False, anomaly_probability=0.0).to(device)
+        data = torch.utils.data.ConcatDataset([train_set, torch.utils.data.Subset(test_set, train_idx.tolist())])
+        report = detector.fit(_train_loader(data, cfg), budget, progress=progress)
+        facts.update(train_seconds=facts["train_seconds"] + report.train_seconds, steps=facts["steps"] + report.steps,
+                     epochs=facts["epochs"] + report.epochs, final_loss=report.final_loss, stopped_by=report.stopped_by)
+        ev = evaluate(detector, torch.utils.data.Subset(test_set, eval_idx.tolist()), cfg.train_batch_size)
+        ev["index"] = eval_idx
+        parts.append(ev)
+    order = np.argsort(np.concatenate([p["index"] for p in parts]))
+    merged = {k: np.concatenate([p[k] for p in parts])[order] for k in parts[0] if k != "index"}
+    facts.update(detector.info(), folds=cfg.folds, labelled_defects=cfg.labelled_defects)
+    return merged, facts
+
+
 def accuracy_jobs(name: str, category: str, cfg: RunConfig, device: torch.device, threads: int,
                   data_root: Path, progress: Callable[[str, int, float], None] | None = None) -> list[dict]:
-    """Fit `name` on one category and evaluate it after each training-time stage; one record per stage."""
+    """Fit `name` on one category and evaluate it after each training-time stage; one record per stage.
+
+    With --labelled-defects, one stage: k fold models, each trained for the budget (see _fit_on_labelled_folds).
+    """
     import datasets
     from bench.metrics import compute_all
-    from models import create_detector, get_entry
+    from models import get_entry
     from models.base import Budget
 
     size = image_size_for(cfg, name)
@@ -220,6 +284,7 @@ def accuracy_jobs(name: str, category: str, cfg: RunConfig, device: torch.device
     base = {"suite": "accuracy", "model": name, "family": entry.family, "dataset": cfg.dataset, "category": category,
             "device": device.type, "image_size": size, "batch_size": cfg.train_batch_size, "threads": threads,
             "seed": cfg.seed}
+    report_step = (lambda st, loss: progress(category, st, loss)) if progress else None
     out: list[dict] = []
     started = time.perf_counter()
     trained_seconds, steps, epochs_done = 0.0, 0, 0
@@ -228,35 +293,29 @@ def accuracy_jobs(name: str, category: str, cfg: RunConfig, device: torch.device
         np.random.seed(cfg.seed)
         train_set = datasets.open_dataset(cfg.dataset, data_root, category, "train", size)
         test_set = datasets.open_dataset(cfg.dataset, data_root, category, "test", size)
-        loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.train_batch_size, shuffle=True, num_workers=0,
-                                             generator=torch.Generator().manual_seed(cfg.seed), drop_last=len(train_set) > cfg.train_batch_size)
-        detector = create_detector(name, image_size=size).to(device)
+        detector = None if cfg.labelled_defects is not None else build_detector(name, cfg, size).to(device)
         previous = 0.0
         for minutes in stages:
             record = dict(base, job_id=ids[minutes], status="ok", error="", started_at=_now(),
                           train_minutes=minutes if math.isfinite(minutes) else None)
             budget = Budget(epochs=max(1, epochs - epochs_done), minutes=minutes - previous)
             previous = minutes
-            report = detector.fit(loader, budget, progress=(lambda st, loss: progress(category, st, loss)) if progress else None)
-            trained_seconds += report.train_seconds
-            steps += report.steps
-            epochs_done += report.epochs
-            ckpt = Path(cfg.out) / "checkpoints" / f"{record['job_id']}.safetensors"
-            detector.save(ckpt)
-            ev = evaluate(detector, test_set, cfg.train_batch_size)
-            metrics = compute_all(ev["labels"], ev["scores"], ev["masks"] if "maps" in ev else None, ev.get("maps"))
-            pick = gallery_indices(ev["labels"], cfg.gallery_size)
-            gallery = Path(cfg.out) / "gallery" / f"{name}__{cfg.dataset}__{category}.npz"
-            gallery.parent.mkdir(parents=True, exist_ok=True)
-            arrays = {k: ev[k][pick] for k in ("images", "masks", "scores", "labels", "paths")}
-            if "maps" in ev:
-                arrays["maps"] = ev["maps"][pick].astype(np.float16)
-            np.savez_compressed(gallery, **arrays)
-            record.update(metrics)
-            record.update(train_seconds=trained_seconds, epochs=epochs_done, steps=steps, final_loss=report.final_loss,
-                          stopped_by=report.stopped_by, checkpoint=str(ckpt.relative_to(cfg.out)),
-                          gallery_file=str(gallery.relative_to(cfg.out)), seconds=time.perf_counter() - started,
-                          n_test=int(len(ev["labels"])), n_train=len(train_set), **detector.info())
+            if detector is None:
+                ev, facts = _fit_on_labelled_folds(name, cfg, size, device, train_set, test_set, budget, report_step)
+            else:
+                report = detector.fit(_train_loader(train_set, cfg), budget, progress=report_step)
+                trained_seconds += report.train_seconds
+                steps += report.steps
+                epochs_done += report.epochs
+                ckpt = Path(cfg.out) / "checkpoints" / f"{record['job_id']}.safetensors"
+                detector.save(ckpt)
+                ev = evaluate(detector, test_set, cfg.train_batch_size)
+                facts = dict(train_seconds=trained_seconds, epochs=epochs_done, steps=steps, final_loss=report.final_loss,
+                             stopped_by=report.stopped_by, checkpoint=str(ckpt.relative_to(cfg.out)), **detector.info())
+            has_maps = "maps" in ev
+            record.update(compute_all(ev["labels"], ev["scores"], ev["masks"] if has_maps else None, ev.get("maps")))
+            record.update(facts, gallery_file=str(_save_gallery(ev, name, category, cfg).relative_to(cfg.out)),
+                          n_test=int(len(ev["labels"])), n_train=len(train_set), seconds=time.perf_counter() - started)
             out.append(record)
     except Exception as exc:
         if os.environ.get("DEFECTBENCH_TRACEBACK"):
@@ -266,8 +325,8 @@ def accuracy_jobs(name: str, category: str, cfg: RunConfig, device: torch.device
             key = minutes if math.isfinite(minutes) else None
             if key in done:
                 continue
-            out.append(dict(base, job_id=ids[minutes], status="failed", error=_first_line(exc), started_at=_now(), train_minutes=key,
-                            seconds=time.perf_counter() - started))
+            out.append(dict(base, job_id=ids[minutes], status="failed", error=_first_line(exc), started_at=_now(),
+                            train_minutes=key, seconds=time.perf_counter() - started))
     gc.collect()
     return out
 

@@ -66,11 +66,29 @@ def create_model(name: str, **kwargs: Any) -> Any:
 
 
 def create_detector(name: str, *, image_size: int | None = None, **kwargs: Any):
-    """Every entry as a Detector (fit / predict / inference_module); segmenters get `SegmenterDetector`."""
+    """Every entry as a Detector (fit / predict / inference_module); segmenters get `SegmenterDetector`.
+
+    `kwargs` go to the detector's builder, or for a segmenter to its adapter (seed, lr, ...).
+    """
     entry = get_entry(name)
     size = image_size or entry.input_size
     if entry.family == "segmenter":
         from models.segmenter_adapter import SegmenterDetector
 
-        return SegmenterDetector(entry.builder(**kwargs), name=name, image_size=size)
+        return SegmenterDetector(entry.builder(), name=name, image_size=size, **kwargs)
     return entry.builder(image_size=size, **kwargs)
+
+
+def detector_arguments(name: str) -> set[str]:
+    """The keyword arguments `create_detector(name, ...)` accepts besides image_size."""
+    import inspect
+
+    entry = get_entry(name)
+    if entry.family == "segmenter":
+        from models.segmenter_adapter import SegmenterDetector
+
+        target = SegmenterDetector.__init__
+    else:
+        target = entry.builder
+    return {p.name for p in inspect.signature(target).parameters.values()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} - {"self", "net", "name", "image_size"}

@@ -48,3 +48,20 @@ def test_learning_curve_stages(small_set, tmp_path):
     assert stages["train_minutes"].tolist() == [0.02, 0.05]
     assert stages["steps"].is_monotonic_increasing and stages["steps"].iloc[1] > stages["steps"].iloc[0]
     assert (stages["status"] == "ok").all()
+
+
+def test_labelled_defects_k_fold(small_set, tmp_path):
+    frame = run(small_set, tmp_path, models=("capsnet_ad",), categories=["nut"], epochs=1, labelled_defects=2, folds=2)
+    row = frame.set_index("category").loc["nut"]
+    assert row["status"] == "ok", row["error"]
+    assert row["n_test"] == 10 and row["folds"] == 2 and row["labelled_defects"] == 2
+    assert 0 <= row["image_auroc"] <= 1
+    assert "pixel_auroc" not in frame or frame["pixel_auroc"].isna().all()  # image-level only: empty, not zero
+
+
+def test_model_options_are_checked_before_measuring(tmp_path):
+    with pytest.raises(ValueError, match="--model-arg n_gaussians"):
+        api.run("quick", ["unet"], model_args={"n_gaussians": 3}, out=tmp_path, quiet=True)
+    with pytest.raises(FileNotFoundError, match="--weights: no such file"):
+        api.run("quick", ["piade"], weights=str(tmp_path / "missing.pth"), out=tmp_path, quiet=True)
+    assert not (tmp_path / "results.json").exists()

@@ -5,7 +5,8 @@ import torch
 
 from models import create_detector, get_entry
 from models.base import Budget
-from models.zoo.capsnet_ad import (CapsNetAD, capsnet_ad, labelled_folds, margin_loss, primary_grid)
+from datasets.splits import labelled_folds
+from models.zoo.capsnet_ad import CapsNetAD, capsnet_ad, margin_loss, primary_grid
 
 torch.set_num_threads(1)  # the machine is shared; these tests are small
 SIZE = 28

@@ -19,12 +19,11 @@ Training data. `training_step(images, masks, optimizer)` labels an image anomalo
 positive pixel. When a batch holds normal images only and `synthetic_anomalies` is on, each image is replaced
 by a synthetic anomaly (`models.anomaly_synth.synthesize_anomalies`) with probability r / (1 + r), where
 `anomaly_ratio` r = anomalous : normal (default 0.1, i.e. 1 : 10), drawn from a generator seeded by `seed`.
-For training on labelled real defects, build the split with `labelled_folds` and turn
-`synthetic_anomalies` off.
+For training on labelled real defects (`bench run --labelled-defects N`), the runner builds the split with
+`datasets.splits.labelled_folds` and turns `synthetic_anomalies` off.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -156,39 +155,6 @@ class CapsNetAD(Detector):
     def info(self) -> dict:
         return {"pretrained": self.pretrained, "anomaly_ratio": self.anomaly_ratio,
                 "synthetic_anomalies": self.synthetic_anomalies}
-
-
-def labelled_folds(labels, n_labelled: int, k: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """k-fold over a labelled test set for supervised training on real defects (`--labelled-defects N`).
-
-    The images are split into k disjoint evaluation folds, stratified by label (each fold gets its share of
-    normal and defective images); together the folds cover the test set, each image evaluated exactly once.
-    Fold f trains on up to `n_labelled` defective images drawn at random from the OTHER folds, plus every
-    normal image of the other folds; so nothing a fold evaluates is in its training set.
-    Returns [(train_idx, eval_idx)] * k, sorted index arrays into `labels` (0 normal, 1 defective).
-    """
-    labels = np.asarray(labels).astype(int).ravel()
-    if k < 2:
-        raise ValueError("labelled_folds needs k >= 2")
-    if len(labels) < k:
-        raise ValueError(f"{len(labels)} images cannot make {k} folds")
-    if n_labelled < 0:
-        raise ValueError("n_labelled must be >= 0")
-    rng = np.random.default_rng(seed)
-    fold_of = np.empty(len(labels), dtype=int)
-    offset = 0
-    for cls in (0, 1):
-        members = rng.permutation(np.flatnonzero(labels == cls))
-        fold_of[members] = (np.arange(len(members)) + offset) % k  # round robin, continuing across classes
-        offset += len(members)
-    folds = []
-    for f in range(k):
-        eval_idx = np.flatnonzero(fold_of == f)
-        elsewhere = fold_of != f
-        defects = rng.permutation(np.flatnonzero(elsewhere & (labels == 1)))[:n_labelled]
-        normals = np.flatnonzero(elsewhere & (labels == 0))
-        folds.append((np.sort(np.concatenate([defects, normals])), eval_idx))
-    return folds
 
 
 @register_model("capsnet_ad", family="detector",
