@@ -19,7 +19,7 @@ import traceback
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -266,8 +266,9 @@ def _fit_on_labelled_folds(name: str, cfg: RunConfig, size: int, device: torch.d
 
 
 def accuracy_jobs(name: str, category: str, cfg: RunConfig, device: torch.device, threads: int,
-                  data_root: Path, progress: Callable[[str, int, float], None] | None = None) -> list[dict]:
-    """Fit `name` on one category and evaluate it after each training-time stage; one record per stage.
+                  data_root: Path, progress: Callable[[str, int, float], None] | None = None) -> Iterator[dict]:
+    """Fit `name` on one category and evaluate it after each training-time stage; yields one record per stage
+    as soon as that stage ends (so the caller writes it before the next stage starts).
 
     With --labelled-defects, one stage: k fold models, each trained for the budget (see _fit_on_labelled_folds).
     """
@@ -285,7 +286,7 @@ def accuracy_jobs(name: str, category: str, cfg: RunConfig, device: torch.device
             "device": device.type, "image_size": size, "batch_size": cfg.train_batch_size, "threads": threads,
             "seed": cfg.seed}
     report_step = (lambda st, loss: progress(category, st, loss)) if progress else None
-    out: list[dict] = []
+    finished: set = set()
     started = time.perf_counter()
     trained_seconds, steps, epochs_done = 0.0, 0, 0
     try:
@@ -316,19 +317,17 @@ def accuracy_jobs(name: str, category: str, cfg: RunConfig, device: torch.device
             record.update(compute_all(ev["labels"], ev["scores"], ev["masks"] if has_maps else None, ev.get("maps")))
             record.update(facts, gallery_file=str(_save_gallery(ev, name, category, cfg).relative_to(cfg.out)),
                           n_test=int(len(ev["labels"])), n_train=len(train_set), seconds=time.perf_counter() - started)
-            out.append(record)
+            finished.add(minutes)
+            yield record
     except Exception as exc:
         if os.environ.get("DEFECTBENCH_TRACEBACK"):
             traceback.print_exc()
-        done = {r["train_minutes"] for r in out}
         for minutes in stages:
-            key = minutes if math.isfinite(minutes) else None
-            if key in done:
-                continue
-            out.append(dict(base, job_id=ids[minutes], status="failed", error=_first_line(exc), started_at=_now(),
-                            train_minutes=key, seconds=time.perf_counter() - started))
+            if minutes not in finished:
+                yield dict(base, job_id=ids[minutes], status="failed", error=_first_line(exc), started_at=_now(),
+                           train_minutes=minutes if math.isfinite(minutes) else None,
+                           seconds=time.perf_counter() - started)
     gc.collect()
-    return out
 
 
 METRIC_COLUMNS = ["image_auroc", "pixel_auroc", "aupro", "image_f1_max", "image_ap", "pixel_ap", "train_seconds"]
