@@ -60,7 +60,7 @@ def run(suite: str = "profile", models: Sequence[str] | None = None, *, image_si
         data_root: str | Path | None = None, categories: Sequence[str] | None = None, epochs: int | None = None,
         train_minutes: Sequence[float] | float | None = None, labelled_defects: int | None = None, folds: int = 5,
         weights: str | None = None, vgg_weights: str | None = None, model_args: dict | None = None,
-        argv: list[str] | None = None, quiet: bool = False) -> pd.DataFrame:
+        eval_only: bool = False, argv: list[str] | None = None, quiet: bool = False) -> pd.DataFrame:
     """Run a suite; write RUN/records/*.json, RUN/results.json and RUN/results.csv; return the table."""
     if suite not in SUITES:
         raise ValueError(f"--suite must be one of {', '.join(SUITES)}, got {suite!r}")
@@ -72,7 +72,7 @@ def run(suite: str = "profile", models: Sequence[str] | None = None, *, image_si
                     categories=list(categories) if categories else None, epochs=epochs,
                     train_minutes=sorted(float(m) for m in train_minutes) if train_minutes else None,
                     labelled_defects=labelled_defects, folds=folds, weights=weights, vgg_weights=vgg_weights,
-                    model_args=dict(model_args or {}), argv=argv)
+                    model_args=dict(model_args or {}), eval_only=eval_only, argv=argv)
     dev = resolve_device(device)
     n_threads = threads or default_threads()
     torch.set_num_threads(n_threads)
@@ -81,7 +81,9 @@ def run(suite: str = "profile", models: Sequence[str] | None = None, *, image_si
     cfg.out.mkdir(parents=True, exist_ok=True)
     provenance = prov.collect(dev, n_threads, seed, argv)
     done = results.finished_jobs(cfg.out) if resume else {}
-    if not resume:
+    if eval_only and suite != "accuracy":
+        raise ValueError("--eval-only goes with --suite accuracy")
+    if not resume and not eval_only:
         for stale in (cfg.out / "records").glob("*.json") if (cfg.out / "records").is_dir() else []:
             stale.unlink()  # a fresh run never mixes in another run's records
     records: list[dict] = []

@@ -83,6 +83,7 @@ def run_cmd(
     weights: Optional[Path] = typer.Option(None, help="local torchvision backbone state dict (PIADE: ResNet-50; pyramid_ae: ResNet-18)"),
     vgg_weights: Optional[Path] = typer.Option(None, help="local torchvision VGG11 state dict for the perceptual loss"),
     model_arg: Optional[list[str]] = typer.Option(None, help="KEY=VALUE for the builders that take KEY (e.g. n_gaussians=150); repeatable"),
+    eval_only: bool = typer.Option(False, help="re-evaluate the checkpoints stored in --out instead of training"),
 ) -> None:
     """Measure the models: cost (profile), accuracy, or both with a report (all)."""
     from bench import api
@@ -94,7 +95,7 @@ def run_cmd(
                         categories=_split(categories), epochs=epochs, train_minutes=minutes,
                         labelled_defects=labelled_defects, folds=folds, weights=str(weights) if weights else None,
                         vgg_weights=str(vgg_weights) if vgg_weights else None,
-                        model_args=_parse_model_args(model_arg or []), argv=sys.argv)
+                        model_args=_parse_model_args(model_arg or []), eval_only=eval_only, argv=sys.argv)
     except (ValueError, KeyError, FileNotFoundError) as exc:
         _fail(exc)
     if (frame["status"] != "ok").any():

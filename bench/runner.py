@@ -52,6 +52,7 @@ class RunConfig:
     train_minutes: list[float] | None = None  # several values: evaluate after each (a learning curve)
     train_batch_size: int = 8
     gallery_size: int = 6
+    eval_only: bool = False  # evaluate the checkpoints of an earlier run in `out` instead of training
     labelled_defects: int | None = None  # train on N real labelled defects, k-fold over the test set
     folds: int = 5
     # model construction
@@ -78,13 +79,23 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
+# How long each suite measures. `profile` aims at stable medians; `all` at a CPU-sized whole run (batch 1:
+# single-image latency, as MLPerf's SingleStream); `quick` at a smoke test of every probe.
+SUITE_PROBE_SETTINGS = {
+    "profile": {},
+    "paper": {},
+    "all": dict(warmup=3, min_iters=10, min_seconds=1.0, max_seconds=8.0, warmup_seconds=2.0, train_iters=3),
+    "quick": dict(warmup=2, min_iters=5, max_iters=20, min_seconds=0.2, max_seconds=2.0, warmup_seconds=1.0,
+                  train_iters=2),
+}
+SUITE_BATCH_SIZE = {"quick": 2, "all": 1}  # others: 8
+
+
 def probe_settings(cfg: RunConfig, device: torch.device, threads: int) -> ProbeSettings:
-    s = ProbeSettings(device=device, threads=threads, workdir=Path(cfg.out) / "tmp")
+    s = ProbeSettings(device=device, threads=threads, workdir=Path(cfg.out) / "tmp",
+                      throughput_batch=max(4, 2 * batch_size_for(cfg)))
+    s = replace(s, **SUITE_PROBE_SETTINGS.get(cfg.suite, {}))
     s.workdir.mkdir(parents=True, exist_ok=True)
-    s.throughput_batch = 2 * batch_size_for(cfg)
-    if cfg.suite == "quick":
-        s = replace(s, warmup=2, min_iters=5, max_iters=20, min_seconds=0.2, max_seconds=2.0, warmup_seconds=1.0,
-                    train_iters=2, throughput_batch=4)
     return s
 
 
@@ -103,9 +114,7 @@ def image_size_for(cfg: RunConfig, model: str) -> int:
 
 
 def batch_size_for(cfg: RunConfig) -> int:
-    if cfg.batch_size:
-        return cfg.batch_size
-    return 2 if cfg.suite == "quick" else 8
+    return cfg.batch_size or SUITE_BATCH_SIZE.get(cfg.suite, 8)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -213,6 +222,9 @@ def accuracy_job_ids(name: str, category: str, cfg: RunConfig) -> list[str]:
             for m in (cfg.train_minutes or [math.inf])]
 
 
+TRAINING_FACTS = ("train_seconds", "epochs", "steps", "final_loss", "stopped_by")
+
+
 def build_detector(name: str, cfg: RunConfig, size: int, **extra):
     """The detector with the run's seed, weight files and --model-arg values, where its builder takes them."""
     from models import create_detector
@@ -303,6 +315,15 @@ def accuracy_jobs(name: str, category: str, cfg: RunConfig, device: torch.device
             previous = minutes
             if detector is None:
                 ev, facts = _fit_on_labelled_folds(name, cfg, size, device, train_set, test_set, budget, report_step)
+            elif cfg.eval_only:
+                ckpt = Path(cfg.out) / "checkpoints" / f"{record['job_id']}.safetensors"
+                if not ckpt.is_file():
+                    raise FileNotFoundError(f"--eval-only: no checkpoint {ckpt} (train first, without --eval-only)")
+                detector.load(ckpt)
+                ev = evaluate(detector, test_set, cfg.train_batch_size)
+                trained = results.finished_jobs(cfg.out).get(record["job_id"], {})  # the training facts, if recorded
+                facts = {k: trained[k] for k in TRAINING_FACTS if k in trained}
+                facts.update(checkpoint=str(ckpt.relative_to(cfg.out)), evaluated_from_checkpoint=True, **detector.info())
             else:
                 report = detector.fit(_train_loader(train_set, cfg), budget, progress=report_step)
                 trained_seconds += report.train_seconds

@@ -65,3 +65,20 @@ def test_model_options_are_checked_before_measuring(tmp_path):
     with pytest.raises(FileNotFoundError, match="--weights: no such file"):
         api.run("quick", ["piade"], weights=str(tmp_path / "missing.pth"), out=tmp_path, quiet=True)
     assert not (tmp_path / "results.json").exists()
+
+
+def test_eval_only_reproduces_metrics_from_checkpoints(small_set, tmp_path):
+    kw = dict(models=("u2net_small",), epochs=1, categories=["nut"])
+    trained = run(small_set, tmp_path, **kw).set_index("category")
+    again = api.run("accuracy", ["u2net_small"], dataset="synthetic", data_root=small_set, image_size=32, threads=1,
+                    out=tmp_path, quiet=True, epochs=1, categories=["nut"], eval_only=True).set_index("category")
+    assert bool(again.loc["nut", "evaluated_from_checkpoint"])
+    for col in ("image_auroc", "pixel_auroc", "aupro", "steps"):
+        assert again.loc["nut", col] == trained.loc["nut", col], col
+
+
+def test_eval_only_without_checkpoint_fails_cleanly(small_set, tmp_path):
+    frame = api.run("accuracy", ["pixel_stats"], dataset="synthetic", data_root=small_set, image_size=32, threads=1,
+                    out=tmp_path, quiet=True, categories=["nut"], eval_only=True)
+    row = frame.set_index("category").loc["nut"]
+    assert row["status"] == "failed" and "--eval-only: no checkpoint" in row["error"]
