@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.base import Detector, load_local_weights
+
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 MAP_BLUR_SIGMA = 4.0
@@ -119,3 +121,51 @@ def reconstruction_loss(images: torch.Tensor, reconstructions: torch.Tensor, per
     return (F.mse_loss(reconstructions, images)
             - ssim(images, reconstructions, data_range=1.0, size_average=True)
             + perceptual.loss(reconstructions, images))
+
+
+class ReconstructionInference(nn.Module):
+    """images -> (scores [B], maps [B,H,W]): reconstruct with the network, score with MSE - SSIM + perceptual."""
+
+    def __init__(self, network: nn.Module, scorer: ReconstructionScorer):
+        super().__init__()
+        self.network = network
+        self.scorer = scorer
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.scorer(images, self.network.reconstruct(images))
+
+
+class ReconstructionDetector(Detector):
+    """PIADE and pyramid_ae: a network with a `.resnet` backbone and `reconstruct(images)`, trained and scored
+    with MSE - SSIM + perceptual against a frozen VGG11 block (Adam, the authors' lr and weight decay)."""
+
+    def __init__(self, image_size: int, network_factory, weights: str | None, vgg_weights: str | None, seed: int,
+                 lr: float, weight_decay: float):
+        super().__init__(image_size)
+        self.seed, self.lr, self.weight_decay = seed, lr, weight_decay
+        torch.manual_seed(seed)
+        self.network = network_factory()
+        self.perceptual = VGGPerceptual()
+        labels = [load_local_weights(self.network.resnet, weights), load_local_weights(self.perceptual, vgg_weights)]
+        # "none", or the local file(s) used, e.g. "local:r50.pth+local:vgg11.pth" (the paths say which is which)
+        self.pretrained = "+".join(label for label in labels if label != "none") or "none"
+        self.scorer = ReconstructionScorer(self.perceptual)  # holds the frozen VGG block and the fixed kernels
+        self._inference = ReconstructionInference(self.network, self.scorer)
+
+    def modules_to_save(self) -> dict[str, nn.Module]:
+        # the scorer (frozen VGG block + fixed blur/SSIM kernels) is listed so that `to(device)` moves it too
+        return {"network": self.network, "scorer": self.scorer}
+
+    def inference_module(self) -> nn.Module:
+        return self._inference
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam([p for p in self.network.parameters() if p.requires_grad], lr=self.lr,
+                                weight_decay=self.weight_decay)
+
+    def training_step(self, images: torch.Tensor, masks: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
+        optimizer.zero_grad(set_to_none=True)
+        loss = reconstruction_loss(images, self.network.reconstruct(images), self.perceptual)
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())

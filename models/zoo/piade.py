@@ -38,9 +38,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from models.base import Detector, load_local_weights
 from models.capsules import DynamicRouting, longest_capsule
-from models.perceptual import ReconstructionScorer, VGGPerceptual, reconstruction_loss
+from models.perceptual import ReconstructionDetector
 from models.registry import register_model
 
 PIADE_INPUT = 120  # the authors' crop size; layer4 is then 4x4
@@ -130,57 +129,16 @@ class PIADENetwork(nn.Module):
             reconstructions = F.interpolate(reconstructions, size=images.shape[-2:], mode="bilinear", align_corners=False)
         return reconstructions, capsules
 
-
-class PIADEInference(nn.Module):
-    """images -> (scores [B], maps [B,H,W]): reconstruct, then score with MSE - SSIM + perceptual."""
-
-    def __init__(self, network: PIADENetwork, scorer: ReconstructionScorer):
-        super().__init__()
-        self.network = network
-        self.scorer = scorer
-
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        reconstructions, _ = self.network(images)
-        return self.scorer(images, reconstructions)
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        return self(images)[0]
 
 
-class PIADE(Detector):
+class PIADE(ReconstructionDetector):
     name = "piade"
 
     def __init__(self, image_size: int = PIADE_INPUT, weights: str | None = None, vgg_weights: str | None = None,
                  seed: int = 0, lr: float = 1e-3, weight_decay: float = 1e-3):
-        super().__init__(image_size)
-        self.seed, self.lr, self.weight_decay = seed, lr, weight_decay
-        torch.manual_seed(seed)
-        self.network = PIADENetwork(self.image_size)
-        self.perceptual = VGGPerceptual()
-        labels = [load_local_weights(self.network.resnet, weights), load_local_weights(self.perceptual, vgg_weights)]
-        # "none", or the local file(s) used, e.g. "local:r50.pth+local:vgg11.pth" (the paths say which is which)
-        self.pretrained = "+".join(l for l in labels if l != "none") or "none"
-        self.scorer = ReconstructionScorer(self.perceptual)  # holds the frozen VGG block and the fixed kernels
-        self._inference = PIADEInference(self.network, self.scorer)
-
-    def modules_to_save(self) -> dict[str, nn.Module]:
-        # the scorer (frozen VGG block + fixed blur/SSIM kernels) is listed so that `to(device)` moves it too
-        return {"network": self.network, "scorer": self.scorer}
-
-    def inference_module(self) -> nn.Module:
-        return self._inference
-
-    def make_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam([p for p in self.network.parameters() if p.requires_grad], lr=self.lr,
-                                weight_decay=self.weight_decay)
-
-    def training_step(self, images: torch.Tensor, masks: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
-        optimizer.zero_grad(set_to_none=True)
-        reconstructions, _ = self.network(images)
-        loss = reconstruction_loss(images, reconstructions, self.perceptual)
-        loss.backward()
-        optimizer.step()
-        return float(loss.detach())
-
-    def info(self) -> dict:
-        return {"pretrained": self.pretrained, "input_note": "resized to image_size directly (authors: 156 then crop 120)"}
+        super().__init__(image_size, lambda: PIADENetwork(image_size), weights, vgg_weights, seed, lr, weight_decay)
 
 
 @register_model("piade", family="detector",

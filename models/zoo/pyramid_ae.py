@@ -26,8 +26,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from models.base import Detector, load_local_weights
-from models.perceptual import ReconstructionScorer, VGGPerceptual, reconstruction_loss
+from models.perceptual import ReconstructionDetector
 from models.registry import register_model
 
 PYRAMID_AE_INPUT = 120
@@ -76,49 +75,16 @@ class PyramidAutoencoder(nn.Module):
             reconstructions = F.interpolate(reconstructions, size=images.shape[-2:], mode="bilinear", align_corners=False)
         return reconstructions
 
-
-class PyramidAEInference(nn.Module):
-    def __init__(self, network: PyramidAutoencoder, scorer: ReconstructionScorer):
-        super().__init__()
-        self.network = network
-        self.scorer = scorer
-
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.scorer(images, self.network(images))
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        return self(images)
 
 
-class PyramidAE(Detector):
+class PyramidAE(ReconstructionDetector):
     name = "pyramid_ae"
 
     def __init__(self, image_size: int = PYRAMID_AE_INPUT, weights: str | None = None, vgg_weights: str | None = None,
                  seed: int = 0, lr: float = 1e-3, weight_decay: float = 1e-3):
-        super().__init__(image_size)
-        self.seed, self.lr, self.weight_decay = seed, lr, weight_decay
-        torch.manual_seed(seed)
-        self.network = PyramidAutoencoder()
-        self.perceptual = VGGPerceptual()
-        labels = [load_local_weights(self.network.resnet, weights), load_local_weights(self.perceptual, vgg_weights)]
-        self.pretrained = "+".join(l for l in labels if l != "none") or "none"
-        self.scorer = ReconstructionScorer(self.perceptual)  # holds the frozen VGG block and the fixed kernels
-        self._inference = PyramidAEInference(self.network, self.scorer)
-
-    def modules_to_save(self) -> dict[str, nn.Module]:
-        # the scorer (frozen VGG block + fixed blur/SSIM kernels) is listed so that `to(device)` moves it too
-        return {"network": self.network, "scorer": self.scorer}
-
-    def inference_module(self) -> nn.Module:
-        return self._inference
-
-    def make_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam([p for p in self.network.parameters() if p.requires_grad], lr=self.lr,
-                                weight_decay=self.weight_decay)
-
-    def training_step(self, images: torch.Tensor, masks: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
-        optimizer.zero_grad(set_to_none=True)
-        loss = reconstruction_loss(images, self.network(images), self.perceptual)
-        loss.backward()
-        optimizer.step()
-        return float(loss.detach())
+        super().__init__(image_size, PyramidAutoencoder, weights, vgg_weights, seed, lr, weight_decay)
 
 
 @register_model("pyramid_ae", family="detector",
