@@ -282,8 +282,12 @@ def onnx_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
     import onnx
 
     out_dir = Path(tempfile.mkdtemp(prefix="onnx-", dir=s.workdir))
-    cpu_module, cpu_x = module, x
-    path = export_onnx(cpu_module, cpu_x, out_dir, s.opset)
+    if x.device.type != "cpu":
+        # Export and compare on a CPU copy: the fp32 reference must not carry CUDA's TF32 convolutions.
+        import copy
+
+        module, x = copy.deepcopy(module).cpu(), x.cpu()
+    path = export_onnx(module, x, out_dir, s.opset)
     onnx.checker.check_model(str(path))  # by path, so external data is checked too
     onnx_bytes = sum(f.stat().st_size for f in out_dir.iterdir() if f.is_file())
     session = ort_session(path, s)
