@@ -4,3 +4,12 @@ import os
 # The CPU memory probe starts the PyTorch profiler; on a machine without a GPU its Kineto backend logs a
 # spurious "gpuGetDeviceCount failed" ERROR line each time. Level 5 keeps it quiet (read when torch loads).
 os.environ.setdefault("KINETO_LOG_LEVEL", "5")
+
+
+def __getattr__(name: str):
+    # `bench.run(...)` and `bench.report(...)` without importing torch for users of `bench.metrics` alone.
+    if name in ("run", "report"):
+        from bench import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'bench' has no attribute {name!r}")
