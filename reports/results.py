@@ -45,7 +45,16 @@ class Run:
 
     @property
     def accuracy(self) -> list[dict]:
-        return [r for r in self.records if r.get("suite") == "accuracy" and r.get("status") == "ok"]
+        """The finished accuracy rows; of a learning curve (one row per --train-minutes stage) only the last
+        stage of each (model, dataset, category), i.e. each model as it was trained in the end."""
+        ok = [r for r in self.records if r.get("suite") == "accuracy" and r.get("status") == "ok"]
+        last: dict[tuple, dict] = {}
+        for r in ok:
+            key = (r.get("model"), r.get("dataset", ""), r.get("category", ""))
+            if key not in last or _stage(r) >= _stage(last[key]):
+                last[key] = r
+        keep = {id(r) for r in last.values()}
+        return [r for r in ok if id(r) in keep]
 
     @property
     def failed(self) -> list[dict]:
@@ -104,6 +113,11 @@ class Run:
             if batches:
                 parts.append("batch " + ", ".join(str(b) for b in batches))
         return " | ".join(parts)
+
+
+def _stage(record: dict) -> float:
+    minutes = number(record.get("train_minutes"))
+    return math.inf if math.isnan(minutes) else minutes
 
 
 def unique(items) -> list:

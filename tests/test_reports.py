@@ -250,3 +250,13 @@ def test_incomplete_model_gets_no_mean_and_schema_is_checked(tmp_path):
     (bad / "results.json").write_text(json.dumps({"schema": 2, "provenance": {}, "records": []}))
     with pytest.raises(ValueError, match="schema 2"):
         load_run(bad)
+
+
+def test_learning_curve_rows_report_the_last_stage(tmp_path):
+    from reports.results import Run
+
+    rows = [{"suite": "accuracy", "status": "ok", "model": "m", "dataset": "d", "category": "c",
+             "train_minutes": minutes, "image_auroc": auroc} for minutes, auroc in ((1.0, 0.5), (10.0, 0.9), (3.0, 0.7))]
+    run = Run(run_dir=tmp_path, provenance={}, records=rows, models=["m"])
+    (kept,) = run.accuracy
+    assert kept["train_minutes"] == 10.0 and kept["image_auroc"] == 0.9
