@@ -14,8 +14,11 @@ For each image chosen:
    25-100% of the side, shift; reflection at the borders), with its 2x2 or 4x4 tiles shuffled with
    probability 0.5, and its colours changed (per-channel gain 0.5-1.5 and offset -0.25..0.25, inverted with
    probability 0.25), clamped to [0, 1].
-3. Blend. Inside the mask, `out = (1 - opacity) * image + opacity * texture`, opacity uniform in [0.15, 1];
-   outside the mask the image is returned bit for bit unchanged. The mask is exactly where the blend applies.
+3. Blend. Inside the mask, `out = (1 - opacity) * image + opacity * texture`, opacity uniform in [0.15, 1].
+   The final mask keeps only the pixels where the blend is visible (some channel changed by more than
+   `VISIBLE_CHANGE`): pasting plain background onto plain background is no anomaly, and labelling it as one
+   teaches a segmenter to flag plain background (measured: U-Net's pixel AUROC on the synthetic screw and nut
+   fell below 0.5 without this). Outside the final mask the image is returned bit for bit unchanged.
 
 Images not chosen come back unchanged with an all-zero mask. Every random draw comes from `generator` (drawn on
 its device), in the same order whatever is chosen, so the output is a function of the input and the generator's
@@ -38,6 +41,7 @@ GAIN_RANGE = (0.5, 1.5)
 OFFSET_RANGE = (-0.25, 0.25)
 TILE_SHUFFLE_PROBABILITY = 0.5
 INVERT_PROBABILITY = 0.25
+VISIBLE_CHANGE = 0.04  # a pixel counts as changed when some channel moved by more than this (about 10 of 255 levels)
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
@@ -149,5 +153,10 @@ def synthesize_anomalies(
     masks = masks & chosen.to(device).view(batch, 1, 1)
 
     blended = ((1 - opacity) * images.float() + opacity * textures).to(images.dtype)
+    # Only a visible change is an anomaly: a patch of plain background pasted onto plain background (common
+    # for objects on a table) changes nothing a model could see, and labelling it anomalous teaches the model
+    # to flag plain background. Such pixels are left unchanged and unlabelled.
+    visible = (blended.float() - images.float()).abs().amax(dim=1) > VISIBLE_CHANGE
+    masks = masks & visible
     images_out = torch.where(masks[:, None], blended, images)
     return images_out, masks.to(images.dtype if images.is_floating_point() else torch.float32)
