@@ -178,7 +178,7 @@ def train_step_probe(detector, images: torch.Tensor, masks: torch.Tensor, s: Pro
         step()  # creates the optimiser state: the steady state starts after it
         resident = sum(resident_bytes(m) for m in detector.modules_to_save().values()) + _optimizer_state_bytes(optimizer)
         peak = measure_peak_bytes(step, s.device)
-        samples = _time_calls(step, s.device, warmup=1, min_iters=s.train_iters, max_iters=s.train_iters,
+        samples = _time_calls(step, s.device, warmup=0, min_iters=s.train_iters, max_iters=s.train_iters,  # warm: 2 steps ran
                               min_seconds=0.0, max_seconds=s.max_seconds)
     finally:
         detector.train_mode(False)

@@ -85,8 +85,8 @@ SUITE_PROBE_SETTINGS = {
     "profile": {},
     "paper": {},
     "all": dict(warmup=3, min_iters=10, min_seconds=1.0, max_seconds=8.0, warmup_seconds=2.0, train_iters=3),
-    "quick": dict(warmup=2, min_iters=5, max_iters=20, min_seconds=0.2, max_seconds=2.0, warmup_seconds=1.0,
-                  train_iters=2),
+    "quick": dict(warmup=1, min_iters=3, max_iters=20, min_seconds=0.2, max_seconds=2.0, warmup_seconds=1.0,
+                  train_iters=1),
 }
 SUITE_BATCH_SIZE = {"quick": 2, "all": 1}  # others: 8
 
