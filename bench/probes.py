@@ -257,6 +257,9 @@ def export_onnx(module: nn.Module, x: torch.Tensor, out_dir: Path, opset: int) -
     path = out_dir / "model.onnx"
     import warnings
 
+    # The exporter's helper libraries log harmless notes ("Attribute type is ambiguous ...") per node.
+    logging.getLogger("onnx_ir").setLevel(logging.ERROR)
+    logging.getLogger("onnxscript").setLevel(logging.ERROR)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(module, (x,), str(path), dynamo=True, opset_version=opset, external_data=True,
