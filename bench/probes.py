@@ -36,6 +36,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -95,10 +96,11 @@ def size_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
 def macs_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
     one = x[:1]
     try:
-        from fvcore.nn import FlopCountAnalysis
-
         logging.getLogger("fvcore").setLevel(logging.ERROR)
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # fvcore (import and tracer) warns that torch.jit is deprecated
+            from fvcore.nn import FlopCountAnalysis
+
             analysis = FlopCountAnalysis(module, (one,))
             analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
             total = analysis.total()
@@ -255,8 +257,6 @@ def latency_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
 def export_onnx(module: nn.Module, x: torch.Tensor, out_dir: Path, opset: int) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "model.onnx"
-    import warnings
-
     # The exporter's helper libraries log harmless notes ("Attribute type is ambiguous ...") per node.
     logging.getLogger("onnx_ir").setLevel(logging.ERROR)
     logging.getLogger("onnxscript").setLevel(logging.ERROR)
