@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bench import provenance as prov
 from bench import results
 from bench.probes import calibrate_peak_gflops
-from bench.runner import (SUITES, RunConfig, accuracy_job_ids, accuracy_jobs, default_threads, mean_rows,
+from bench.runner import (SUITES, RunConfig, suite_categories, accuracy_job_ids, accuracy_jobs, default_threads, mean_rows,
                           probe_settings, profile_job, profile_job_id, resolve_device)
 
 console = Console(stderr=True)
@@ -123,7 +123,7 @@ def run(suite: str = "profile", models: Sequence[str] | None = None, *, image_si
             root = ensure_synthetic(Path(".cache") / "synthetic", seed=0)
         elif root is None:
             raise ValueError(f"--data-root is required for --dataset {cfg.dataset}")
-        cats = cfg.categories or datasets.list_categories(cfg.dataset, root)
+        cats = cfg.categories or suite_categories(cfg) or datasets.list_categories(cfg.dataset, root)
         with _progress() as bar:
             task = bar.add_task("accuracy", total=len(names) * len(cats), detail="", visible=show)
             for name in names:
