@@ -133,8 +133,8 @@ def run(suite: str = "profile", models: Sequence[str] | None = None, *, image_si
                     if all(done.get(j, {}).get("status") == "ok" for j in ids):
                         records.extend(done[j] for j in ids)
                     else:
-                        report = lambda c, step, loss, n=name: bar.update(task, detail=f"{n} / {c}: step {step} loss {loss:.4g}")  # noqa: E731
-                        for record in accuracy_jobs(name, cat, cfg, dev, n_threads, root, progress=report):
+                        on_step = lambda c, step, loss, n=name: bar.update(task, detail=f"{n} / {c}: step {step} loss {loss:.4g}")  # noqa: E731
+                        for record in accuracy_jobs(name, cat, cfg, dev, n_threads, root, progress=on_step):
                             keep(record)
                     bar.advance(task)
         for record in mean_rows(records):

@@ -172,7 +172,11 @@ def _optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
 
 
 def train_step_probe(detector, images: torch.Tensor, masks: torch.Tensor, s: ProbeSettings) -> dict:
-    """Median time and measured peak memory of one training step (forward + backward + optimiser step)."""
+    """Median time and measured peak memory of one training step (forward + backward + optimiser step).
+
+    Trains on at least 2 images (the batch repeated): batch norm cannot train on one image per channel."""
+    if images.shape[0] == 1:
+        images, masks = images.repeat(2, 1, 1, 1), masks.repeat(2, 1, 1)
     optimizer = detector.make_optimizer()
     detector.train_mode(True)
     try:
@@ -187,6 +191,7 @@ def train_step_probe(detector, images: torch.Tensor, masks: torch.Tensor, s: Pro
     return {
         "peak_train_mb": (resident + peak) / 1e6,
         "train_step_ms_p50": float(np.median(samples)),
+        "train_batch_size": int(images.shape[0]),
         "train_step_samples_ms": [round(v, 4) for v in samples],
     }
 

@@ -82,3 +82,12 @@ def test_eval_only_without_checkpoint_fails_cleanly(small_set, tmp_path):
                     out=tmp_path, quiet=True, categories=["nut"], eval_only=True)
     row = frame.set_index("category").loc["nut"]
     assert row["status"] == "failed" and "--eval-only: no checkpoint" in row["error"]
+
+
+def test_suite_all_measures_and_reports(small_set, tmp_path):
+    frame = api.run("all", ["pixel_stats"], dataset="synthetic", data_root=small_set, image_size=32, threads=1,
+                    out=tmp_path, quiet=True, categories=["nut"], epochs=1)
+    assert set(frame["suite"]) == {"profile", "accuracy"}
+    assert (frame["status"] == "ok").all(), frame["error"].tolist()
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "pixel_stats" in html and html.count("data:image/png;base64,") >= 3

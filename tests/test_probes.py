@@ -160,3 +160,28 @@ def test_roofline_uses_batch_macs():
     got = probes.roofline({"latency_ms_p50": 10.0, "gmacs": 1.0}, batch_size=2, peak_gflops=800.0)
     assert got["achieved_gflops"] == pytest.approx(2 * 1.0 * 2 / 0.010)
     assert got["peak_fraction"] == pytest.approx(400.0 / 800.0)
+
+
+def test_train_step_probe_trains_batch_norm_models_on_one_image(settings):
+    from models.base import Detector
+
+    class NormNet(Detector):
+        def __init__(self):
+            super().__init__(8)
+            self.net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.BatchNorm2d(4))
+
+        def modules_to_save(self):
+            return {"net": self.net}
+
+        def inference_module(self):
+            return self.net
+
+        def training_step(self, images, masks, optimizer):
+            optimizer.zero_grad()
+            loss = self.net(images).square().mean()
+            loss.backward()
+            optimizer.step()
+            return float(loss.detach())
+
+    got = probes.train_step_probe(NormNet(), torch.rand(1, 3, 8, 8), torch.zeros(1, 8, 8), settings)
+    assert got["train_batch_size"] == 2 and got["train_step_ms_p50"] > 0 and got["peak_train_mb"] > 0
