@@ -49,6 +49,25 @@ def _check_model_options(cfg: RunConfig, names: list[str]) -> None:
         raise ValueError("--folds must be >= 2")
 
 
+def _resolve_data(cfg: RunConfig) -> tuple[Path, list[str]]:
+    """The dataset root (the synthetic set is generated on first use) and the categories to evaluate."""
+    import datasets
+
+    root = cfg.data_root
+    if cfg.dataset == "synthetic" and root is None:
+        from datasets.synthetic import ensure_synthetic
+
+        root = ensure_synthetic(Path(".cache") / "synthetic", seed=0)
+    elif root is None:
+        raise ValueError(f"--data-root is required for --dataset {cfg.dataset}")
+    available = datasets.list_categories(cfg.dataset, root)
+    cats = cfg.categories or suite_categories(cfg) or available
+    unknown = [c for c in cats if c not in available]
+    if unknown:
+        raise ValueError(f"--categories: {unknown[0]!r} is not in {root}; available: {', '.join(available)}")
+    return root, cats
+
+
 def _progress() -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     TextColumn("{task.fields[detail]}"), console=console, transient=False)
@@ -78,11 +97,13 @@ def run(suite: str = "profile", models: Sequence[str] | None = None, *, image_si
     torch.set_num_threads(n_threads)
     names = _check_models(cfg.models, suite)
     _check_model_options(cfg, names)
+    if eval_only and suite != "accuracy":
+        raise ValueError("--eval-only goes with --suite accuracy")
+    measures_accuracy = suite in ("accuracy", "all", "paper")
+    root, cats = _resolve_data(cfg) if measures_accuracy else (None, [])  # bad data fails before measuring
     cfg.out.mkdir(parents=True, exist_ok=True)
     provenance = prov.collect(dev, n_threads, seed, argv)
     done = results.finished_jobs(cfg.out) if resume else {}
-    if eval_only and suite != "accuracy":
-        raise ValueError("--eval-only goes with --suite accuracy")
     if not resume and not eval_only:
         for stale in (cfg.out / "records").glob("*.json") if (cfg.out / "records").is_dir() else []:
             stale.unlink()  # a fresh run never mixes in another run's records
@@ -112,18 +133,8 @@ def run(suite: str = "profile", models: Sequence[str] | None = None, *, image_si
                 bar.advance(task)
         stage_seconds["profile"] = time.perf_counter() - t0
 
-    if suite in ("accuracy", "all", "paper"):
+    if measures_accuracy:
         t0 = time.perf_counter()
-        import datasets
-
-        root = cfg.data_root
-        if cfg.dataset == "synthetic" and root is None:
-            from datasets.synthetic import ensure_synthetic
-
-            root = ensure_synthetic(Path(".cache") / "synthetic", seed=0)
-        elif root is None:
-            raise ValueError(f"--data-root is required for --dataset {cfg.dataset}")
-        cats = cfg.categories or suite_categories(cfg) or datasets.list_categories(cfg.dataset, root)
         with _progress() as bar:
             task = bar.add_task("accuracy", total=len(names) * len(cats), detail="", visible=show)
             for name in names:

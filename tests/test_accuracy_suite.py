@@ -91,3 +91,10 @@ def test_suite_all_measures_and_reports(small_set, tmp_path):
     assert (frame["status"] == "ok").all(), frame["error"].tolist()
     html = (tmp_path / "report" / "report.html").read_text()
     assert "pixel_stats" in html and html.count("data:image/png;base64,") >= 3
+
+
+def test_bad_category_fails_before_measuring(small_set, tmp_path):
+    with pytest.raises(ValueError, match="--categories: 'carpet' is not in"):
+        api.run("all", ["pixel_stats"], dataset="synthetic", data_root=small_set, categories=["carpet"],
+                out=tmp_path, quiet=True)
+    assert not (tmp_path / "records").exists()
