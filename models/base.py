@@ -94,7 +94,8 @@ class Detector(ABC):
 
     def fit(self, train_data: Iterable[dict], budget: Budget, progress: ProgressFn | None = None) -> FitReport:
         report = FitReport()
-        optimizer = self.make_optimizer()
+        # One optimiser per detector: a fit in stages (a learning curve) continues Adam's state, as one fit would.
+        optimizer = self._optimizer = getattr(self, "_optimizer", None) or self.make_optimizer()
         self.train_mode(True)
         started = time.perf_counter()
         cut_short = False

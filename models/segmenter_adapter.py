@@ -96,6 +96,35 @@ class SegmenterDetector(Detector):
     def make_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=self.lr)
 
+    def fit(self, train_data, budget, progress=None):
+        report = super().fit(train_data, budget, progress)
+        self.recalibrate_batch_norm(train_data)
+        return report
+
+    @torch.no_grad()
+    def recalibrate_batch_norm(self, train_data) -> None:
+        """Re-estimate batch-norm running statistics on the clean normal training images ("precise BN").
+
+        During training half the images carry pasted anomalies, and the running statistics (momentum 0.1)
+        follow those batches. At test time most images are clean, and with those statistics U-Net flagged
+        the plain background of the object categories (measured on the synthetic screw: pixel AUROC 0.26
+        before, 0.84 after recalibrating the same checkpoint). One pass over the training data in train
+        mode with a cumulative average (momentum None) replaces them; the weights do not change.
+        """
+        norms = [m for m in self.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            return
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None
+        self.net.train(True)
+        for batch in train_data:
+            self._inference(batch["image"].to(self.device))
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        self.net.train(False)
+
     def training_step(self, images: torch.Tensor, masks: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
         self.net.train(True)
         images_synth, masks_synth = synthesize_anomalies(images, self.generator, self.anomaly_probability)

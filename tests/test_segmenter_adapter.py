@@ -123,3 +123,19 @@ def test_inference_module_exports_to_onnx(tmp_path):
         scores, maps = inference(x)
     np.testing.assert_allclose(onnx_scores, scores.numpy(), atol=1e-5)
     np.testing.assert_allclose(onnx_maps, maps.numpy(), atol=1e-5)
+
+
+def test_fit_recalibrates_batch_norm_on_clean_training_images():
+    from models.base import Budget
+    from models.segmenter_adapter import IMAGENET_MEAN, IMAGENET_STD, SegmenterDetector
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.BatchNorm2d(3), torch.nn.Conv2d(3, 1, 1))
+    detector = SegmenterDetector(net, name="bn", image_size=16, seed=0)
+    images = torch.rand(4, 3, 16, 16)
+    batches = [{"image": images[:2], "mask": torch.zeros(2, 16, 16)}, {"image": images[2:], "mask": torch.zeros(2, 16, 16)}]
+    detector.fit(batches, Budget(epochs=1))
+    normalised = (images - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    # running mean = the clean images' channel means (the training batches had anomalies pasted in)
+    assert torch.allclose(net[0].running_mean, normalised.mean(dim=(0, 2, 3)), atol=1e-5)
+    assert net[0].momentum == 0.1 and not net.training
