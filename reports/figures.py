@@ -508,7 +508,9 @@ def gallery_figure(run: Run, images_per_category: int = 3) -> FigureResult:
                 result.notes.append(f"{model} / {category}: gallery file unreadable ({error}), left out.")
         if not entries:
             continue
-        reference = entries[0][1]
+        # The image and ground-truth columns come from the sharpest gallery (models run at different sizes;
+        # all galleries hold the same test images).
+        reference = max((arrays for _, arrays in entries), key=lambda a: a["images"].shape[1])
         labels = reference.get("labels", np.zeros(len(reference["images"]), dtype=np.int8))
         blocks.append((dataset, category, reference, entries, pick_images(labels, images_per_category)))
     if not blocks:
