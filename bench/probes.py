@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import tempfile
 import time
 import warnings

@@ -25,9 +25,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench import provenance as prov
 from bench import results
-from bench.probes import PROFILE_PROBES, ProbeSettings, calibrate_peak_gflops, roofline, train_step_probe
+from bench.probes import PROFILE_PROBES, ProbeSettings, roofline, train_step_probe
 
 SUITES = ("profile", "quick", "accuracy", "all", "paper")
 DEFAULT_PROFILE_MODELS = None  # None = every registered model

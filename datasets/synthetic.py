@@ -426,7 +426,7 @@ def _screw_defect(kind: str, rng: np.random.Generator, s: Scene) -> np.ndarray:
         _shift(s, alpha, (1 if rng.uniform() < 0.5 else -1) * _grade(rng, 0.1, 0.4))
         return (alpha > 0.3) & on_part
     if kind == "missing":
-        u, v, half = g["u"], g["v"], g["half"]
+        u, v = g["u"], g["v"]
         before = s.coverage
         if rng.uniform() < 0.5:  # broken tip
             cut_at = g["tip_start"] - _grade(rng, -0.5, 1.0) * 0.12 * g["length"]

@@ -1,5 +1,4 @@
 """Each cost probe on a tiny model whose answers are known by hand."""
-import math
 
 import numpy as np
 import pytest
