@@ -18,6 +18,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from matplotlib.transforms import Bbox
 
@@ -106,7 +107,8 @@ def plain_log_ticks(axis) -> None:
 
 def place_labels(fig: Figure, ax, labels: list[tuple[float, float, str, float]], obstacles: list[tuple[float, float, float]]) -> None:
     """Name the markers without overlaps: each label takes the first spot around its marker (right, then
-    above, below, left) that clears the markers and the labels placed before it.
+    above, below, left; then the same further out, with a leader line) that clears the markers and the
+    labels placed before it.
 
     labels: (x, y, text, marker radius in points); obstacles: (x, y, radius in points) of every marker.
     The layout is fixed first, so that display positions hold when the file is saved."""
@@ -121,21 +123,28 @@ def place_labels(fig: Figure, ax, labels: list[tuple[float, float, str, float]],
         taken.append(Bbox.from_extents(cx - r, cy - r, cx + r, cy + r))
     frame = ax.get_window_extent(renderer)
     for x, y, text, radius in sorted(labels, key=lambda item: -item[1]):
-        gap = radius + 3
-        spots = [(gap, gap * 0.6, "left", "bottom"), (gap, -gap * 0.6, "left", "top"), (gap, 0, "left", "center"),
-                 (0, gap, "center", "bottom"), (0, -gap, "center", "top"), (-gap, gap * 0.6, "right", "bottom"),
-                 (-gap, -gap * 0.6, "right", "top"), (-gap, 0, "right", "center")]
+        spots = []
+        # Rings of growing distance; labels pushed off their marker get a thin leader line back to it.
+        for ring in (0, 14, 30):
+            gap = radius + 3 + ring
+            spots += [(gap, gap * 0.6, "left", "bottom", ring), (gap, -gap * 0.6, "left", "top", ring),
+                      (gap, 0, "left", "center", ring), (0, gap, "center", "bottom", ring),
+                      (0, -gap, "center", "top", ring), (-gap, gap * 0.6, "right", "bottom", ring),
+                      (-gap, -gap * 0.6, "right", "top", ring), (-gap, 0, "right", "center", ring)]
         chosen = None
-        for dx, dy, ha, va in spots:
-            label = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va, fontsize=8.5)
-            box = label.get_window_extent(renderer)
+        for dx, dy, ha, va, ring in spots:
+            leader = {"arrowstyle": "-", "color": "#888888", "linewidth": 0.6, "shrinkA": 0, "shrinkB": radius} if ring else None
+            label = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va, fontsize=8.5,
+                                arrowprops=leader)
+            label.update_positions(renderer)
+            box = Text.get_window_extent(label, renderer)  # the words only, not the leader line
             inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
             if inside and not any(box.overlaps(other) for other in taken):
                 chosen = box
                 break
             label.remove()
         if chosen is None:  # crowded: the first spot, with a white halo so it stays legible
-            dx, dy, ha, va = spots[0]
+            dx, dy, ha, va, _ = spots[0]
             label = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va, fontsize=8.5,
                                 bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "alpha": 0.7, "linewidth": 0})
             chosen = label.get_window_extent(renderer)

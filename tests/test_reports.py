@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from reports import render_report
-from reports.figures import FIGURE_NAMES, pareto_front
+from reports.figures import FIGURE_NAMES, pareto_front, place_labels
 from reports.results import load_run, number, percentiles_from_samples
 
 REPO = Path(__file__).resolve().parents[1]
@@ -226,6 +226,36 @@ def test_pareto_front_keeps_only_undominated_points():
     points = [(10.0, 0.80), (20.0, 0.95), (15.0, 0.70), (40.0, 0.90), (30.0, 0.97), (20.0, 0.60)]
     assert pareto_front(points) == [(10.0, 0.80), (20.0, 0.95), (30.0, 0.97)]
     assert pareto_front([]) == []
+
+
+def test_crowded_labels_clear_every_marker_and_each_other():
+    """Five models a hair apart: each name must land where it covers no marker and no other name."""
+    from matplotlib.figure import Figure
+    from matplotlib.text import Text
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = Figure(figsize=(6, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    points = [(10.0, 0.80), (10.4, 0.805), (10.8, 0.79), (11.0, 0.80), (10.2, 0.81)]
+    radius = 8.0
+    ax.scatter(*zip(*points), s=(2 * radius) ** 2)
+    ax.set_xlim(0, 30)
+    ax.set_ylim(0.5, 1.0)
+    place_labels(fig, ax, [(x, y, f"model_{i}", radius) for i, (x, y) in enumerate(points)],
+                 [(x, y, radius) for x, y in points])
+    renderer = fig.canvas.get_renderer()
+    boxes = [Text.get_window_extent(text, renderer) for text in ax.texts]
+    assert len(boxes) == len(points)
+    r = radius * fig.dpi / 72.0
+    for i, box in enumerate(boxes):
+        for j, other in enumerate(boxes):
+            assert i == j or not box.overlaps(other), (ax.texts[i].get_text(), ax.texts[j].get_text())
+        for x, y in points:
+            cx, cy = ax.transData.transform((x, y))
+            # the box must not reach into any marker's disc (closest box point farther than the radius)
+            nearest_x, nearest_y = min(max(cx, box.x0), box.x1), min(max(cy, box.y0), box.y1)
+            assert math.hypot(nearest_x - cx, nearest_y - cy) >= r * 0.99
 
 
 def test_missing_values_and_percentiles_from_raw_samples():
