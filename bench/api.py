@@ -55,9 +55,9 @@ def _resolve_data(cfg: RunConfig) -> tuple[Path, list[str]]:
 
     root = cfg.data_root
     if cfg.dataset == "synthetic" and root is None:
-        from datasets.synthetic import ensure_synthetic
+        from datasets.synthetic import default_cache_dir, ensure_synthetic
 
-        root = ensure_synthetic(Path(".cache") / "synthetic", seed=0)
+        root = ensure_synthetic(default_cache_dir(), seed=0)
     elif root is None:
         raise ValueError(f"--data-root is required for --dataset {cfg.dataset}")
     available = datasets.list_categories(cfg.dataset, root)

@@ -108,7 +108,7 @@ def synth_cmd(
 def preview_cmd(
     out: Path = typer.Option(Path("preview.png"), "--out", help="PNG file to write"),
     dataset: str = typer.Option("synthetic", "--dataset"),
-    data_root: Path = typer.Option(None, "--data-root", help="default for synthetic: generate into .cache/"),
+    data_root: Path = typer.Option(None, "--data-root", help="default for synthetic: the cache `bench run` uses ($DEFECTBENCH_CACHE/synthetic, .cache/synthetic)"),
     categories: str = typer.Option(None, "--categories", help="comma-separated; default: all"),
     image_size: int = typer.Option(128, "--image-size"),
     n_normal: int = typer.Option(2, "--n-normal"),
@@ -119,8 +119,11 @@ def preview_cmd(
     from datasets import list_categories, open_dataset
     from datasets.common import DatasetError
     from datasets.preview import preview_grid
+    from datasets.synthetic import default_cache_dir
 
-    root = data_root if data_root is not None else Path(".cache")
+    if data_root is None and dataset != "synthetic":
+        _fail(DatasetError(f"--data-root is required for --dataset {dataset}"))
+    root = data_root if data_root is not None else default_cache_dir()
     try:
         chosen = [c.strip() for c in categories.split(",")] if categories else list_categories(dataset, root if data_root is not None else None)
         sets = {c or dataset: open_dataset(dataset, root, c, "test", image_size) for c in chosen}

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import tempfile
 import zlib
@@ -580,6 +581,12 @@ def read_marker(root: str | Path) -> dict | None:
 def expected_counts(params: dict, category: str) -> tuple[int, int, int]:
     """(train good, test good, test defective) that the generator wrote, for `bench data check`."""
     return params["n_train"], params["n_test_good"], params["n_test_defective"]
+
+
+def default_cache_dir() -> Path:
+    """Where the synthetic set is generated when no --data-root is given: `$DEFECTBENCH_CACHE/synthetic`,
+    `.cache/synthetic` under the working directory by default. One place for `bench run` and `bench data`."""
+    return Path(os.environ.get("DEFECTBENCH_CACHE", ".cache")) / "synthetic"
 
 
 def ensure_synthetic(

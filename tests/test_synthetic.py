@@ -81,3 +81,30 @@ def test_cli_check_and_preview(tmp_path: Path):
     assert result.exit_code == 0, result.output
     sheet = Image.open(out)
     assert sheet.width > 32 * 8 and sheet.height > 32  # 2 normal + 4 defective x (raw, overlay)
+
+
+def test_run_and_preview_share_one_synthetic_cache(tmp_path: Path, monkeypatch):
+    """Without --data-root, `bench run` and `bench data preview` read the same generated tree, and
+    DEFECTBENCH_CACHE moves it (not the working directory)."""
+    import datasets.synthetic as synthetic
+    from bench.api import RunConfig, _resolve_data
+
+    tree = generate_synthetic(tmp_path / "tree", seed=0, categories=["screw"], **SMALL)
+    asked = []
+
+    def fake_ensure(cache_dir, *args, **kwargs):
+        asked.append(Path(cache_dir))
+        return tree
+
+    monkeypatch.setattr(synthetic, "ensure_synthetic", fake_ensure)
+    monkeypatch.setenv("DEFECTBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    root, categories = _resolve_data(RunConfig(suite="accuracy", categories=["screw"]))
+    assert root == tree and categories == ["screw"]
+    out = tmp_path / "preview.png"
+    result = CliRunner().invoke(app, ["data", "preview", "--categories", "screw", "--out", str(out), "--scale", "1"])
+    assert result.exit_code == 0, result.output
+    assert asked and set(asked) == {tmp_path / "cache" / "synthetic"}
+    assert not (tmp_path / ".cache").exists()
+    result = CliRunner().invoke(app, ["data", "preview", "--dataset", "mvtec", "--out", str(out)])
+    assert result.exit_code == 1 and "--data-root" in result.output
