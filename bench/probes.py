@@ -242,18 +242,29 @@ def summarise_latency(samples: list[float], prefix: str) -> dict:
     }
 
 
+def measure_latency(fn: Callable[[], Any], s: ProbeSettings, prefix: str = "latency",
+                    device: torch.device | None = None) -> dict:
+    """Time `fn()` call by call with the suite's settings: `prefix`_ms_p50/p90/p99/mean, `prefix`_iqr_ratio,
+    `prefix`_n and the raw `prefix`_samples_ms. The one timing routine every latency column goes through."""
+    samples = _time_calls(fn, device or s.device, warmup=s.warmup, min_iters=s.min_iters, max_iters=s.max_iters,
+                          min_seconds=s.min_seconds, max_seconds=s.max_seconds, warmup_seconds=s.warmup_seconds)
+    record = summarise_latency(samples, prefix)
+    record[f"{prefix}_samples_ms"] = [round(v, 4) for v in samples]
+    return record
+
+
+def measure_throughput(fn: Callable[[], Any], batch: int, s: ProbeSettings, device: torch.device | None = None) -> dict:
+    """Images per second of `fn()` processing `batch` images, from the median of a few timed calls."""
+    samples = _time_calls(fn, device or s.device, warmup=1, min_iters=3, max_iters=20,
+                          min_seconds=min(s.min_seconds, 1.0), max_seconds=s.max_seconds / 2)
+    return {"throughput_ips": batch / (float(np.median(samples)) / 1e3), "throughput_batch": batch}
+
+
 def latency_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
     with torch.inference_mode():
-        samples = _time_calls(lambda: module(x), s.device, warmup=s.warmup, min_iters=s.min_iters,
-                              max_iters=s.max_iters, min_seconds=s.min_seconds, max_seconds=s.max_seconds,
-                              warmup_seconds=s.warmup_seconds)
-        record = summarise_latency(samples, "latency")
-        record["latency_samples_ms"] = [round(v, 4) for v in samples]
+        record = measure_latency(lambda: module(x), s)
         big = x[:1].expand(s.throughput_batch, *x.shape[1:]).contiguous()
-        batch_samples = _time_calls(lambda: module(big), s.device, warmup=1, min_iters=3, max_iters=20,
-                                    min_seconds=min(s.min_seconds, 1.0), max_seconds=s.max_seconds / 2)
-    record["throughput_ips"] = s.throughput_batch / (float(np.median(batch_samples)) / 1e3)
-    record["throughput_batch"] = s.throughput_batch
+        record.update(measure_throughput(lambda: module(big), s.throughput_batch, s))
     return record
 
 
@@ -308,9 +319,6 @@ def onnx_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
     max_abs = max(float(np.max(np.abs(r - o))) if r.size else 0.0 for r, o in zip(ref, ort_out))
     scale = max(float(np.max(np.abs(r))) if r.size else 0.0 for r in ref)
     passed = max_abs <= s.parity_atol + s.parity_rtol * scale
-    samples = _time_calls(lambda: session.run(None, feed), torch.device("cpu"), warmup=s.warmup,
-                          min_iters=s.min_iters, max_iters=s.max_iters, min_seconds=s.min_seconds,
-                          max_seconds=s.max_seconds, warmup_seconds=s.warmup_seconds)
     record = {
         "onnx_mb": onnx_bytes / 1e6,
         "onnx_files": len([f for f in out_dir.iterdir() if f.is_file()]),
@@ -318,8 +326,7 @@ def onnx_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
         "onnx_rel_diff": max_abs / scale if scale > 0 else max_abs,
         "onnx_parity": "pass" if passed else "fail",
         "ort_provider": session.get_providers()[0],
-        **summarise_latency(samples, "ort_latency"),
-        "ort_latency_samples_ms": [round(v, 4) for v in samples],
+        **measure_latency(lambda: session.run(None, feed), s, prefix="ort_latency", device=torch.device("cpu")),
     }
     del session
     if not s.keep_onnx:
