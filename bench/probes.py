@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import tempfile
 import time
 import warnings
@@ -297,14 +298,22 @@ def ort_session(path: Path, s: ProbeSettings):
 
 def onnx_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
     """Export, check, measure the files, compare ONNX Runtime with PyTorch, and time ONNX Runtime."""
-    import onnx
-
     out_dir = Path(tempfile.mkdtemp(prefix="onnx-", dir=s.workdir))
     if x.device.type != "cpu":
         # Export and compare on a CPU copy: the fp32 reference must not carry CUDA's TF32 convolutions.
         import copy
 
         module, x = copy.deepcopy(module).cpu(), x.cpu()
+    try:
+        return _onnx_measure(module, x, out_dir, s)
+    finally:  # a failed export or session must not leave its files in RUN/tmp
+        if not s.keep_onnx:
+            shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def _onnx_measure(module: nn.Module, x: torch.Tensor, out_dir: Path, s: ProbeSettings) -> dict:
+    import onnx
+
     path = export_onnx(module, x, out_dir, s.opset)
     onnx.checker.check_model(str(path))  # by path, so external data is checked too
     onnx_bytes = sum(f.stat().st_size for f in out_dir.iterdir() if f.is_file())
@@ -329,10 +338,6 @@ def onnx_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
         **measure_latency(lambda: session.run(None, feed), s, prefix="ort_latency", device=torch.device("cpu")),
     }
     del session
-    if not s.keep_onnx:
-        for f in out_dir.iterdir():
-            f.unlink()
-        out_dir.rmdir()
     return record
 
 

@@ -1,0 +1,184 @@
+"""The accuracy job: fit one model on one category with one seed, evaluate it after each training stage, and
+yield one record per stage as soon as that stage ends (so it is on disk before the next stage trains).
+
+With --labelled-defects, one stage: k fold models, each trained for the budget (`fit_on_labelled_folds`).
+"""
+from __future__ import annotations
+
+import gc
+import math
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from bench.jobs.common import build_detector, first_line, host, now
+from bench.plan import JobSpec
+
+# The test-set intervals every accuracy record carries (bench/intervals.py); part of the job's identity.
+CI_SETTINGS = {"level": 0.95}
+TRAINING_FACTS = ("train_seconds", "epochs", "steps", "final_loss", "stopped_by", "schedule")
+NO_EPOCH_CAP = 10**9
+
+
+def gallery_indices(labels: np.ndarray, count: int) -> np.ndarray:
+    """The same test images for every model: a third normal, the rest defective, evenly spaced."""
+    normal, defective = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+    n_normal = min(len(normal), max(1, count // 3))
+    n_def = min(len(defective), count - n_normal)
+    pick = lambda idx, n: idx[np.linspace(0, len(idx) - 1, n).round().astype(int)] if n > 0 else idx[:0]  # noqa: E731
+    return np.concatenate([pick(normal, n_normal), pick(defective, n_def)])
+
+
+def evaluate(detector, test_set, batch_size: int) -> dict[str, np.ndarray]:
+    loader = torch.utils.data.DataLoader(test_set, batch_size=batch_size, shuffle=False, num_workers=0)
+    scores, maps, labels, masks, images, paths = [], [], [], [], [], []
+    for batch in loader:
+        s, m = detector.predict(batch["image"])
+        scores.append(s)
+        if m is not None:
+            maps.append(m.astype(np.float32))
+        labels.append(batch["label"].numpy())
+        masks.append(batch["mask"].numpy().astype(np.uint8))
+        images.append((batch["image"].permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
+        paths.extend(batch["path"])
+    out = {"scores": np.concatenate(scores).astype(np.float32), "labels": np.concatenate(labels).astype(np.int8),
+           "masks": np.concatenate(masks), "images": np.concatenate(images), "paths": np.asarray(paths)}
+    if maps:
+        out["maps"] = np.concatenate(maps)
+    return out
+
+
+def accuracy_metrics(ev: dict, seed: int) -> dict:
+    """Every metric with its test-set interval, each metric on its own (an undefined one is empty, with why)."""
+    from bench.metrics import compute_all
+
+    has_maps = "maps" in ev
+    return compute_all(ev["labels"], ev["scores"], ev["masks"] if has_maps else None, ev.get("maps"))
+
+
+def _train_loader(data, batch_size: int, seed: int) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True, num_workers=0,
+                                       generator=torch.Generator().manual_seed(seed),
+                                       drop_last=len(data) > batch_size)
+
+
+def _save_gallery(ev: dict, path: Path, count: int) -> None:
+    pick = gallery_indices(ev["labels"], count)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {k: ev[k][pick] for k in ("images", "masks", "scores", "labels", "paths")}
+    if "maps" in ev:
+        arrays["maps"] = ev["maps"][pick].astype(np.float16)
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def fit_on_labelled_folds(spec: JobSpec, device, train_set, test_set, budget, progress) -> tuple[dict, dict]:
+    """--labelled-defects N: k folds over the test set; each fold's model trains on the normal training images
+    plus up to N labelled defects from the OTHER folds (no synthetic anomalies) and scores its own fold only.
+    Returns the merged evaluation (every test image scored exactly once) and the summed training facts."""
+    from datasets.splits import labelled_folds
+
+    settings = spec.settings
+    labels = np.array([int(s.label) for s in test_set.samples])
+    parts, facts = [], {"train_seconds": 0.0, "steps": 0, "epochs": 0, "final_loss": float("nan"), "stopped_by": ""}
+    folds = labelled_folds(labels, settings["labelled_defects"], k=settings["folds"], seed=spec.seed)
+    detector = None
+    for fold, (train_idx, eval_idx) in enumerate(folds):
+        torch.manual_seed(spec.seed + fold)
+        detector = build_detector(spec.model, spec.image_size, spec.seed, settings, synthetic_anomalies=False,
+                                  anomaly_probability=0.0).to(device)
+        data = torch.utils.data.ConcatDataset([train_set, torch.utils.data.Subset(test_set, train_idx.tolist())])
+        report = detector.fit(_train_loader(data, settings["train_batch_size"], spec.seed), budget, progress=progress)
+        facts.update(train_seconds=facts["train_seconds"] + report.train_seconds, steps=facts["steps"] + report.steps,
+                     epochs=facts["epochs"] + report.epochs, final_loss=report.final_loss, stopped_by=report.stopped_by)
+        ev = evaluate(detector, torch.utils.data.Subset(test_set, eval_idx.tolist()), settings["train_batch_size"])
+        ev["index"] = eval_idx
+        parts.append(ev)
+    order = np.argsort(np.concatenate([p["index"] for p in parts]))
+    merged = {k: np.concatenate([p[k] for p in parts])[order] for k in parts[0] if k != "index"}
+    facts.update(detector.info(), folds=settings["folds"], labelled_defects=settings["labelled_defects"])
+    return merged, facts
+
+
+def stage_name(minutes: float | None) -> str:
+    return f"{minutes:g}min" if minutes is not None else "final"
+
+
+def run_accuracy(spec: JobSpec, progress: Callable[[str], None] | None = None) -> Iterator[dict]:
+    """One record per stage of `spec.stages` (minutes after which to evaluate; None = until the epoch cap)."""
+    import datasets
+    from bench.fingerprint import test_set_fingerprint
+    from models.base import Budget
+
+    settings = spec.settings
+    device = torch.device(spec.device)
+    run_dir = Path(spec.run_dir)
+    base = dict(spec.base_record(), host=host())
+    cap = settings["epochs"] if settings["epochs"] is not None else NO_EPOCH_CAP
+    report_step = (lambda step, loss: progress(f"step {step} loss {loss:.4g}")) if progress else None
+    finished: set = set()
+    started = time.perf_counter()
+    trained_seconds, steps, epochs_done = 0.0, 0, 0
+    final_loss, stopped_by = float("nan"), ""
+    try:
+        torch.manual_seed(spec.seed)
+        np.random.seed(spec.seed)
+        root = Path(spec.data_root) if spec.data_root else None
+        train_set = datasets.open_dataset(spec.dataset, root, spec.category or None, "train", spec.image_size)
+        test_set = datasets.open_dataset(spec.dataset, root, spec.category or None, "test", spec.image_size)
+        fingerprint = test_set_fingerprint(spec.dataset, root, spec.category, test_set)
+        labelled = settings.get("labelled_defects") is not None
+        detector = None if labelled else build_detector(spec.model, spec.image_size, spec.seed, settings).to(device)
+        previous = 0.0
+        for minutes in spec.stages:
+            record = dict(base, status="ok", error="", started_at=now(), train_minutes=minutes)
+            stage_minutes = math.inf if minutes is None else minutes - previous
+            previous = minutes if minutes is not None else previous
+            budget = Budget(epochs=max(1, cap - epochs_done), minutes=stage_minutes)
+            ckpt = run_dir / "checkpoints" / f"{spec.job_id}__{stage_name(minutes)}.safetensors"
+            if labelled:
+                ev, facts = fit_on_labelled_folds(spec, device, train_set, test_set, budget, report_step)
+            elif spec.mode == "eval_only":
+                if not ckpt.is_file():
+                    raise FileNotFoundError(f"--eval-only: no checkpoint {ckpt} (train first, without --eval-only)")
+                detector.load(ckpt)
+                ev = evaluate(detector, test_set, settings["train_batch_size"])
+                facts = {k: v for k, v in (spec.previous.get(stage_name(minutes)) or {}).items() if k in TRAINING_FACTS}
+                facts.update(checkpoint=str(ckpt.relative_to(run_dir)), evaluated_from_checkpoint=True, **detector.info())
+            else:
+                if epochs_done < cap:
+                    report = detector.fit(_train_loader(train_set, settings["train_batch_size"], spec.seed), budget,
+                                          progress=report_step)
+                    trained_seconds += report.train_seconds
+                    steps += report.steps
+                    epochs_done += report.epochs
+                    final_loss, stopped_by = report.final_loss, report.stopped_by
+                else:  # the epoch cap was reached in an earlier stage: this stage evaluates the same weights
+                    stopped_by = "epochs"
+                detector.save(ckpt)
+                ev = evaluate(detector, test_set, settings["train_batch_size"])
+                facts = dict(train_seconds=trained_seconds, epochs=epochs_done, steps=steps, final_loss=final_loss,
+                             stopped_by=stopped_by, checkpoint=str(ckpt.relative_to(run_dir)), **detector.info())
+            record.update(accuracy_metrics(ev, spec.seed))
+            gallery = run_dir / "gallery" / f"{spec.job_id}__{stage_name(minutes)}.npz"
+            _save_gallery(ev, gallery, settings["gallery_size"])
+            record.update(facts, gallery_file=str(gallery.relative_to(run_dir)), data_fingerprint=fingerprint,
+                          n_test=int(len(ev["labels"])), n_test_defective=int(ev["labels"].sum()),
+                          n_train=len(train_set), scores=[round(float(s), 7) for s in ev["scores"]],
+                          labels=[int(v) for v in ev["labels"]], seconds=time.perf_counter() - started)
+            finished.add(minutes)
+            yield record
+    except Exception as exc:
+        if os.environ.get("DEFECTBENCH_TRACEBACK"):
+            traceback.print_exc()
+        for minutes in spec.stages:
+            if minutes not in finished:
+                yield dict(base, status="failed", error=first_line(exc), started_at=now(), train_minutes=minutes,
+                           seconds=time.perf_counter() - started)
+    gc.collect()
