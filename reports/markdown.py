@@ -26,7 +26,7 @@ def markdown_table(records: list[dict], columns: list[Column]) -> list[str]:
         for column in columns:
             rendered = column.render(record)
             texts.append(footnotes.mark(rendered.note, column.header) if rendered.note else cell(rendered.text))
-        if record.get("status") in ("failed", "skipped"):
+        if record.get("status") in ("failed", "skipped") and not any(c.header == "status" for c in columns):
             texts[0] += f" ({record['status']})"
         lines.append("| " + " | ".join(texts) + " |")
     if footnotes.columns:

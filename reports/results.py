@@ -81,6 +81,8 @@ def undefined_reasons(record: dict) -> dict[str, str]:
     The runner writes clauses like 'pixel_auroc, pixel_ap, aupro: the test set has no defect mask', several
     joined by '; '."""
     text = record.get("undefined_metrics")
+    if isinstance(text, dict):  # tolerated: {metric: reason}
+        return {str(k): str(v) for k, v in text.items()}
     if not isinstance(text, str) or not text.strip():
         return {}
     reasons: dict[str, str] = {}

@@ -147,6 +147,8 @@ def seed_std_column(metric: str, header: str) -> Column:
 def seeds_text(record: dict) -> str:
     if record.get("category") == MEAN_CATEGORY or not is_present(record.get("seed")):
         seeds = record.get("seeds")
+        if isinstance(seeds, (list, tuple)):
+            seeds = ",".join(str(s) for s in seeds)
         if seeds not in (None, ""):
             return str(seeds)
     return fmt_text(record.get("seed"))

@@ -550,6 +550,12 @@ def test_missing_values_and_percentiles_from_raw_samples():
     assert all(math.isnan(v) for v in latency_percentiles({}))
 
 
+def test_load_run_takes_the_directory_or_the_file():
+    assert load_run(FIXTURE / "results.json").run_dir == load_run(FIXTURE).run_dir == FIXTURE
+    with pytest.raises(FileNotFoundError, match="results.json: no such file"):
+        load_run(FIXTURE / "gallery")
+
+
 def test_incomplete_model_gets_no_mean(fixture_run):
     means = {(r["model"], r["dataset"]): r for r in fixture_run.mean_accuracy()}
     assert ("fcn32s", "synthetic") not in means  # its texture job failed: a mean of the rest would flatter it

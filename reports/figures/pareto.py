@@ -12,7 +12,7 @@ from matplotlib.transforms import offset_copy
 from reports.figures.common import (
     FigureResult, bottom_legend, model_colours, new_figure, p10_p90, place_labels, plain_log_ticks, wide_spread,
 )
-from reports.results import REFERENCE_VARIANT, Run, interval, is_present, latency_percentiles, number
+from reports.results import REFERENCE_VARIANT, Run, interval, is_present, latency_percentiles, number, undefined_reasons
 
 SEED_BAR_WIDTH = 7.0  # points: the seed-spread bar is drawn wide and pale behind the thin interval whisker
 
@@ -55,7 +55,9 @@ def errorbars(ax, point: Point, metric: str, colour, panel: str, radius_pt: floa
                             zorder=2.5, transform=beside)
         seeds[2][0].set_gid(f"seed-spread-{panel}-{metric}-{point.model}")
     if yerr is not None or xerr is not None:
-        bars = ax.errorbar(x, y, yerr=yerr, xerr=xerr, fmt="none", ecolor=colour, elinewidth=1.2, capsize=3, capthick=1.2, zorder=2)
+        # Above the marker, a shade darker: an interval shorter than the marker must still show.
+        dark = tuple(0.55 * c for c in colour[:3])
+        bars = ax.errorbar(x, y, yerr=yerr, xerr=xerr, fmt="none", ecolor=dark, elinewidth=1.2, capsize=3, capthick=1.2, zorder=4)
         for collection in bars[2]:
             collection.set_gid(f"interval-{panel}-{metric}-{point.model}")
 
@@ -80,6 +82,10 @@ def pareto_figure(run: Run) -> FigureResult:
         n_seeds = int(number(row.get("n_seeds"))) if is_present(row.get("n_seeds")) else 1
         metrics = {m: (*interval(row, m), number(row.get(f"{m}_seed_std"))) for m in ("image_auroc", "pixel_auroc", "aupro")}
         points.append(Point(model, row.get("dataset", ""), p50, p10, p90, n_params, n_seeds, metrics))
+        reasons = undefined_reasons(row)
+        left_out = [m for m in ("image_auroc", "pixel_auroc", "aupro") if m in reasons and not is_present(row.get(m))]
+        if left_out:
+            result.notes.append(f"{model}: {', '.join(left_out)} undefined ({reasons[left_out[0]]}), not drawn.")
     if not any(is_present(p.value("image_auroc")) for p in points):
         result.notes.append("No model has both a latency and a mean image AUROC in this run: figure skipped.")
         return result
