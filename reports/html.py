@@ -8,7 +8,7 @@ from pathlib import Path
 from reports.figures import HEADINGS, FigureResult
 from reports.results import Run
 from reports.tables import (
-    ACCURACY_COLUMNS, HOW_TO_READ, PROFILE_COLUMNS, VARIANT_ACCURACY_COLUMNS, VARIANT_COLUMNS, Column, Footnotes,
+    ACCURACY_COLUMNS, HOW_TO_READ, INTERVAL_NOTE, PROFILE_COLUMNS, VARIANT_ACCURACY_COLUMNS, VARIANT_COLUMNS, Column, Footnotes,
     accuracy_rows, profile_rows, summary_columns, summary_rows, variant_rows,
 )
 
@@ -182,7 +182,9 @@ def write_html(run: Run, figures: list[FigureResult], out_dir: Path) -> Path:
     batch = run.headline_batch()
     at = f" at batch {batch}" if batch is not None else ""
     results.append(f"<h3>Summary: one row per model{escape(at)}</h3>"
-                   + records_table(summary_rows(run), summary_columns(run), "summary-table"))
+                   + records_table(summary_rows(run), summary_columns(run), "summary-table")
+                   + (f'<p class="subtitle">{escape(INTERVAL_NOTE)} More under <a href="#how-to-read">How to read this</a>.</p>'
+                      if run.datasets else ""))
     variants = variant_rows(run)
     if variants:
         results.append(f"<h3>Deployment variants{escape(at)}: speed-up and accuracy cost</h3>"

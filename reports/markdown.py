@@ -6,7 +6,7 @@ from pathlib import Path
 from reports.figures import FigureResult
 from reports.results import MEAN_CATEGORY, Run
 from reports.tables import (
-    ACCURACY_COLUMNS, ACCURACY_SUMMARY_HEADERS, PROFILE_COLUMNS, VARIANT_ACCURACY_COLUMNS, VARIANT_COLUMNS,
+    ACCURACY_COLUMNS, ACCURACY_SUMMARY_HEADERS, INTERVAL_NOTE, PROFILE_COLUMNS, VARIANT_ACCURACY_COLUMNS, VARIANT_COLUMNS,
     VARIANT_SUMMARY_HEADERS, Column, Footnotes, accuracy_rows, columns_by_header, profile_rows, summary_columns,
     summary_rows, variant_rows,
 )
@@ -43,9 +43,7 @@ def write_markdown(run: Run, figures: list[FigureResult], out_dir: Path) -> Path
     at = f" at batch {batch}" if batch is not None else ""
     lines += [f"### Summary{at}", ""] + markdown_table(summary_rows(run), summary_columns(run)) + [""]
     if run.datasets:
-        lines += ["Numbers in brackets: 95% bootstrap interval over the test images (test-set noise only; seed-to-seed "
-                  "spread is the 'seed std' column). Overlapping intervals are not a test: `bench compare` runs the "
-                  "paired one. The fastest-variant column counts only variants whose accuracy delta was measured.", ""]
+        lines += [INTERVAL_NOTE, ""]
     variants = variant_rows(run)
     if variants:
         lines += [f"### Deployment variants{at}", ""]

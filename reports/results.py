@@ -121,7 +121,8 @@ class Run:
     # -- statuses ---------------------------------------------------------------------------------------
     @property
     def failed(self) -> list[dict]:
-        return [r for r in self.records if r.get("status") == "failed"]
+        """Records that did not finish: `failed`, and any status this report does not know."""
+        return [r for r in self.records if r.get("status") not in ("ok", "skipped")]
 
     @property
     def skipped(self) -> list[dict]:

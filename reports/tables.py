@@ -410,6 +410,12 @@ def columns_by_header(columns: list[Column], headers: list[str]) -> list[Column]
     return [lookup[h] for h in headers if h in lookup]
 
 
+# Under the summary table, in the HTML and the Markdown report alike.
+INTERVAL_NOTE = ("Numbers in brackets: 95% bootstrap interval over the test images (test-set noise only; the "
+                 "seed-to-seed spread is the 'seed std' column). Overlapping intervals are not a test: `bench compare` "
+                 "runs the paired one. The fastest-variant column counts only variants whose accuracy delta was "
+                 "measured; its speed-up is over torch-fp32 at the same batch size.")
+
 HOW_TO_READ = [
     ("[95% CI] after a number",
      "0.790 [0.712, 0.861] is the measured value and its 95% percentile-bootstrap interval: the test images were "

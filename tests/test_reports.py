@@ -354,9 +354,17 @@ def test_per_category_view_draws_one_interval_per_model_and_category(fixture_run
     texts = [t.get_text() for t in aupro_panel.texts]
     assert sum(t.startswith("undefined: capsnet_sup scores whole images") for t in texts) == 3
     assert "failed" in [t.get_text() for t in image_panel.texts]  # fcn32s texture
-    # unet's two seeds: each seed's own value drawn (open diamonds), in texture, object and the mean block.
+    # unet's two seeds: each seed's own value drawn (open diamonds), in texture, object and the mean block;
+    # its whisker is the seeds' intervals averaged, centred on the mean over seeds.
     diamonds = [line for line in image_panel.lines if line.get_marker() == "D"]
     assert len(diamonds) == 2 * 3
+    seeds = [r for r in reference if r["model"] == "unet" and r["category"] == "texture"]
+    assert sorted(r["seed"] for r in seeds) == [0, 1]
+    diamond_x = sorted(float(line.get_xdata()[0]) for line in diamonds)
+    assert all(any(x == pytest.approx(r["image_auroc"]) for x in diamond_x) for r in seeds)
+    spans = [sorted(p[0] for p in c.get_segments()[0]) for c in image_panel.collections if c.get_gid() == "interval-image_auroc-unet"]
+    expected = [sum(r["image_auroc_ci_low"] for r in seeds) / 2, sum(r["image_auroc_ci_high"] for r in seeds) / 2]
+    assert any(span == pytest.approx(expected) for span in spans)
 
 
 def test_skipped_or_failed_variant_is_not_drawn_as_a_zero_bar(fixture_run):

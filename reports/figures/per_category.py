@@ -39,12 +39,12 @@ def category_row(run: Run, model: str, dataset: str, category: str, metric: str,
         reasons = [undefined_reasons(r).get(metric) for r in records]
         row.state = "undefined: " + next((r for r in reasons if r), "not measured")
         return row
-    # Several seeds: the mean over seeds, with the seeds' test-set interval bounds averaged; one seed: its own.
+    # Several seeds: the mean over seeds, with the seeds' test-set interval bounds averaged (the typical width
+    # of one trained model's interval, centred where the seeds land on average); one seed: its own interval.
     row.value = float(np.mean([v[0] for v in defined]))
-    bounded = [v for v in defined if is_present(v[1]) and is_present(v[2])]
-    if bounded:
-        row.low = float(np.mean([v[1] for v in bounded])) - (float(np.mean([v[0] for v in bounded])) - row.value)
-        row.high = float(np.mean([v[2] for v in bounded])) - (float(np.mean([v[0] for v in bounded])) - row.value)
+    if all(is_present(v[1]) and is_present(v[2]) for v in defined):
+        row.low = float(np.mean([v[1] for v in defined]))
+        row.high = float(np.mean([v[2] for v in defined]))
     if len(defined) > 1:
         row.seeds = [v[0] for v in defined]
     return row
