@@ -60,7 +60,6 @@ def run_profile(spec: JobSpec, progress: Callable[[str], None] | None = None) ->
     shared: dict = {}
     shared_errors: list[str] = []
     try:
-        torch.manual_seed(spec.seed)
         detector = build_detector(spec.model, spec.image_size, spec.seed, spec.settings).to(settings.device)
         shared["pretrained"] = detector.pretrained
         module = detector.inference_module().eval()
@@ -70,7 +69,16 @@ def run_profile(spec: JobSpec, progress: Callable[[str], None] | None = None) ->
         for stub in spec.outputs():
             yield dict(base, **stub, status="failed", error=error, seconds=time.perf_counter() - started)
         return
-    for name, probe in MODEL_PROBES + [("train_step", lambda m, xx, s: probes.train_step_probe(detector, xx, masks, s))]:
+    def train_step(m, xx, s) -> dict:
+        # On a twin built from the same seed: training changes the weights (pixel_stats even fits its statistics),
+        # and the variants must time and export the model as it was built.
+        twin = build_detector(spec.model, spec.image_size, spec.seed, spec.settings).to(settings.device)
+        try:
+            return probes.train_step_probe(twin, xx, masks, s)
+        finally:
+            del twin
+
+    for name, probe in MODEL_PROBES + [("train_step", train_step)]:
         if progress:
             progress(name)
         t0 = time.perf_counter()
