@@ -1,0 +1,303 @@
+"""Accuracy metrics with bootstrap intervals over the test images, computed while the anomaly maps are in memory.
+
+The bootstrap resamples test IMAGES with replacement, stratified by label (bench.stats), and summarises each
+metric's replicates by a percentile interval. A resample is a vector of image multiplicities w; every replicate
+is computed from per-image (or per image pair) sums precomputed once, instead of rebuilding the resampled data:
+
+- image AUROC: U[i, j] = 1 if defective image i outscores normal image j (1/2 for a tie);
+  AUROC(w) = w_pos^T U w_neg / (sum w_pos * sum w_neg), exactly the AUROC of the resampled scores.
+- image AP: the precision-recall sums of sklearn's `average_precision_score`, with the images' tie groups
+  (one threshold per distinct score) weighted by w, for all resamples at once.
+- pixel AUROC: Q[p, j] = 2 x (normal pixels of image j below defect pixel p) + (those tied with it);
+  U[i, j] = sum over the defect pixels p of image i of Q[p, j] / 2;
+  pixel AUROC(w) = w^T U w / ((w . defect pixels)(w . normal pixels)), exact.
+- AUPRO (bench.metrics' MVTec definition, to FPR 0.3): a normal pixel q of image j moves the PRO curve right
+  by 1/N(w) at height (PRO before q + PRO after q)/2, and each defect pixel p of image i above q adds
+  1/(size of p's region) to the region-overlap sums on both sides (1/2 on each side for a tie): the
+  area under the curve up to any threshold t is again a quadratic form,
+  area(w, t) = (w^T A_t w - 2 (w . B_t)(w . L_t)) / (2 N(w) R(w)),
+  with A_t[i, j] = sum over defect pixels p of i scoring >= t of Q[p, j] / region size, B_t[i] = the overlap
+  sum of image i at t, L_t[j] = normal pixels of j below t, N(w) and R(w) the resample's normal pixels and
+  regions. A_t is stored on a grid of thresholds (pooled normal-score quantiles, FPR 0 to 2 x the limit);
+  per resample the area is exact up to the last grid threshold whose FPR is <= 0.3, and the piece from there
+  to FPR 0.3 (inside one grid cell) is interpolated linearly, as MVTec interpolates at the limit. Its error
+  is at most (0.3 - FPR at that grid point) x (PRO rise over the cell) / 0.3, which `pixel_replicates`
+  returns per replicate (about 1e-5 on the synthetic set; tests/test_intervals.py checks it against the
+  replicate computed on the explicitly resampled maps).
+
+Cost: sorting each image's normal pixels once, one `searchsorted` of the defect pixels per image
+(O(images x defect pixels x log pixels)), then matrix products over the resamples.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage
+
+from bench.metrics import _REGION_STRUCTURE, compute_all, describe_undefined, undefined_reasons
+from bench.stats import percentile_interval, stratified_bootstrap_counts
+
+# Chosen by measurement (README of the report, tests/test_intervals.py docstring): on the default synthetic
+# set the intervals add well under 30% to the evaluation of the cheapest model (pixel_stats).
+DEFAULT_RESAMPLES = 2000
+INTERVAL_METRICS = ("image_auroc", "image_ap", "pixel_auroc", "aupro")
+DELTA_METRICS = ("image_auroc", "pixel_auroc", "aupro")
+CI_METHOD = ("percentile bootstrap over test images, stratified by label; replicates exact "
+             "(AUPRO: linear inside one threshold-grid cell at FPR 0.3)")
+AUPRO_FPR_LIMIT = 0.3
+# Thresholds of the AUPRO grid: pooled normal-pixel FPR levels from 0 to 2 x the limit, so that every
+# resample's FPR crosses the limit inside the grid (a resample's FPR is a weighted mean of the images' FPRs).
+AUPRO_GRID_POINTS = 200
+# Largest block of the (defect pixels x images) pair-count matrix held at once, in entries.
+_PAIR_BLOCK = 4_000_000
+
+
+# -- image metrics ------------------------------------------------------------------------------------------
+
+def image_auroc_replicates(labels: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Image AUROC of each resample (rows of `counts`, image multiplicities); NaN where a class is empty."""
+    positive = labels == 1
+    pos_scores, neg_scores = scores[positive], scores[~positive]
+    wins = (pos_scores[:, None] > neg_scores[None, :]) + 0.5 * (pos_scores[:, None] == neg_scores[None, :])
+    w_pos, w_neg = counts[:, positive].astype(np.float64), counts[:, ~positive].astype(np.float64)
+    pairs = w_pos.sum(axis=1) * w_neg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.einsum("ri,ri->r", w_pos @ wins, w_neg) / pairs
+
+
+def image_ap_replicates(labels: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Average precision (sklearn's step sum: sum over thresholds of recall gain x precision) per resample.
+
+    Images with equal scores form one threshold, as in sklearn; an image drawn k times weighs k.
+    """
+    order = np.argsort(-scores, kind="stable")
+    sorted_scores = scores[order]
+    group_starts = np.flatnonzero(np.concatenate(([True], sorted_scores[1:] != sorted_scores[:-1])))
+    weights = counts[:, order].astype(np.float64)
+    positive = (labels[order] == 1).astype(np.float64)
+    true_gain = np.add.reduceat(weights * positive, group_starts, axis=1)
+    all_gain = np.add.reduceat(weights, group_starts, axis=1)
+    true_positives, predicted = np.cumsum(true_gain, axis=1), np.cumsum(all_gain, axis=1)
+    precision = np.divide(true_positives, predicted, out=np.zeros_like(predicted), where=predicted > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.einsum("rg,rg->r", true_gain, precision) / true_positives[:, -1]
+
+
+# -- pixel metrics ------------------------------------------------------------------------------------------
+
+def _grid_thresholds(normal_sorted: np.ndarray, normal_counts: np.ndarray, defect_sorted: np.ndarray,
+                     fpr_limit: float) -> np.ndarray:
+    """Descending thresholds: roughly evenly spaced pooled FPR levels in (0, min(1, 2 x limit)], each with the
+    next higher pixel score beside it.
+
+    Any thresholds keep the replicates valid (the area is exact at every grid threshold); even spacing in
+    FPR keeps the interpolated piece at the limit small. The next higher score makes the cell that ends at a
+    grid threshold one straight segment of the exact curve: a tie group that spans the limit (e.g. a map that
+    is exactly 0 on most pixels) is then interpolated exactly as MVTec does. Each image's own quantiles,
+    pooled, stand in for the pooled quantiles (no sort of all pixels).
+    """
+    levels = np.linspace(0.0, min(1.0, 2.0 * fpr_limit), AUPRO_GRID_POINTS + 1)[1:]
+    candidates = [row[np.clip(np.ceil((1.0 - levels) * count).astype(np.int64), 0, count - 1)]
+                  for row, count in zip(normal_sorted, normal_counts) if count]
+    if not candidates:
+        return np.empty(0, dtype=np.float32)
+    pooled = np.sort(np.concatenate(candidates))[::-1]
+    picks = np.clip(np.round(levels * pooled.size).astype(np.int64) - 1, 0, pooled.size - 1)
+    quantiles = np.unique(pooled[picks])
+    next_higher = _next_higher_scores(normal_sorted, normal_counts, defect_sorted, quantiles)
+    return np.unique(np.concatenate([quantiles, next_higher[np.isfinite(next_higher)]]))[::-1]
+
+
+def _next_higher_scores(normal_sorted: np.ndarray, normal_counts: np.ndarray, defect_sorted: np.ndarray,
+                        thresholds: np.ndarray) -> np.ndarray:
+    """For each threshold, the smallest pixel score above it (+inf where none is)."""
+    next_higher = np.full(thresholds.size, np.inf, dtype=np.float32)
+    for values in [row[:count] for row, count in zip(normal_sorted, normal_counts)] + [defect_sorted]:
+        above = np.searchsorted(values, thresholds, side="right")
+        found = above < values.size
+        next_higher[found] = np.minimum(next_higher[found], values[above[found]])
+    return next_higher
+
+
+def pixel_replicates(masks: np.ndarray, maps: np.ndarray, counts: np.ndarray,
+                     fpr_limit: float = AUPRO_FPR_LIMIT) -> dict[str, np.ndarray]:
+    """Pixel AUROC and AUPRO of each resample, for bool masks and float32 maps (N,H,W) as bench.metrics
+    checks them; `counts` [R, N] image multiplicities. Returns {"pixel_auroc", "aupro", "aupro_error_bound"}
+    ([R] each; NaN where a resample has no defect pixel or no normal pixel). The error bound is that of the
+    linear piece at the FPR limit (module docstring); the rest of each replicate is exact."""
+    n = len(masks)
+    flat_masks, flat_maps = masks.reshape(n, -1), maps.reshape(n, -1)
+    normal_counts = (~flat_masks).sum(axis=1)
+    defect_counts = flat_masks.sum(axis=1)
+    # Each image's normal scores, ascending; defect pixels become +inf and sort past every finite score.
+    normal_sorted = np.sort(np.where(flat_masks, np.float32(np.inf), flat_maps), axis=1)
+
+    regions, region_count = ndimage.label(masks, structure=_REGION_STRUCTURE)
+    defect_index = np.flatnonzero(flat_masks)  # image-major order
+    defect_image = defect_index // flat_maps.shape[1]
+    defect_scores = flat_maps.ravel()[defect_index]
+    defect_regions = regions.ravel()[defect_index]
+    del regions
+    region_sizes = np.bincount(defect_regions, minlength=region_count + 1)
+    region_image = np.zeros(region_count + 1, dtype=np.int64)
+    region_image[defect_regions] = defect_image
+    regions_per_image = np.bincount(region_image[1:], minlength=n).astype(np.float64)
+    overlap_weight = 1.0 / region_sizes[defect_regions]
+
+    # Vertices of the PRO curve on the grid: 0 = nothing above (+inf), 1..G the thresholds, G+1 = everything.
+    # Defect pixels in ascending score order (numpy's binary search starts from its previous answer).
+    by_score = np.argsort(defect_scores, kind="stable")
+    defect_sorted = defect_scores[by_score]
+    thresholds = _grid_thresholds(normal_sorted, normal_counts, defect_sorted, fpr_limit)
+    vertices = thresholds.size + 2
+    # Cells (vertex v to v+1) without a pixel score strictly inside are one straight segment of the exact curve.
+    lowest = min(defect_sorted[0], *(row[0] for row, count in zip(normal_sorted, normal_counts) if count))
+    single_segment = np.concatenate((
+        _next_higher_scores(normal_sorted, normal_counts, defect_sorted, thresholds) == np.append(np.inf, thresholds[:-1]),
+        [thresholds.size == 0 or thresholds[-1] == lowest]))
+    normals_below = np.empty((n, vertices), dtype=np.float64)  # L_t[j]
+    normals_below[:, 0], normals_below[:, -1] = normal_counts, 0
+    for j in range(n):
+        normals_below[j, 1:-1] = np.searchsorted(normal_sorted[j], thresholds, side="left")
+    false_positives = normal_counts[:, None] - normals_below
+    # The first vertex at which each defect pixel counts (scores >= the vertex's threshold).
+    first_vertex = thresholds.size + 1 - np.searchsorted(thresholds[::-1], defect_scores, side="right")
+
+    defective = np.flatnonzero(defect_counts)
+    row_of = np.full(n, -1, dtype=np.int64)
+    row_of[defective] = np.arange(defective.size)
+    defect_rows = row_of[defect_image]
+
+    pairs_won = np.zeros((defective.size, n))                        # U
+    area_terms = np.zeros((vertices, defective.size, n))            # A_t, built as increments per vertex
+    overlap = np.zeros((defective.size, vertices))                   # B_t
+    np.add.at(overlap, (defect_rows, first_vertex), overlap_weight)
+    overlap = np.cumsum(overlap, axis=1)
+    block = max(1, _PAIR_BLOCK // max(n, 1))
+    for start in range(0, by_score.size, block):
+        pixels = by_score[start:start + block]
+        scores = defect_scores[pixels]
+        pair_counts = np.empty((pixels.size, n), dtype=np.float64)   # Q
+        for j in range(n):
+            pair_counts[:, j] = (np.searchsorted(normal_sorted[j], scores, side="left")
+                                 + np.searchsorted(normal_sorted[j], scores, side="right"))
+        # Regroup by (image, first vertex) and sum each group.
+        regroup = np.lexsort((first_vertex[pixels], defect_rows[pixels]))
+        pixels, pair_counts = pixels[regroup], pair_counts[regroup]
+        rows, vertex = defect_rows[pixels], first_vertex[pixels]
+        image_starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
+        group_starts = np.flatnonzero(np.concatenate(([True], (rows[1:] != rows[:-1]) | (vertex[1:] != vertex[:-1]))))
+        pairs_won[rows[image_starts]] += 0.5 * np.add.reduceat(pair_counts, image_starts, axis=0)
+        weighted = np.add.reduceat(pair_counts * overlap_weight[pixels, None], group_starts, axis=0)
+        area_terms[vertex[group_starts], rows[group_starts]] += weighted  # (vertex, image) pairs unique here
+    area_terms = np.cumsum(area_terms, axis=0)
+
+    weights = counts.astype(np.float64)
+    defect_weights = weights[:, defective]
+    normals = weights @ normal_counts.astype(np.float64)
+    defects = defect_weights @ defect_counts[defective].astype(np.float64)
+    region_total = defect_weights @ regions_per_image[defective]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pixel_auroc = np.einsum("ri,ri->r", defect_weights @ pairs_won, weights) / (defects * normals)
+        fpr = (weights @ false_positives) / normals[:, None]
+        last = np.sum(fpr <= fpr_limit, axis=1) - 1                      # last vertex with FPR <= limit
+        area = np.empty(len(weights))
+        for vertex in np.unique(last):
+            picked = np.flatnonzero(last == vertex)
+            w, wd = weights[picked], defect_weights[picked]
+            quadratic = np.einsum("ri,ri->r", wd @ area_terms[vertex], w)
+            area[picked] = quadratic - 2.0 * (wd @ overlap[:, vertex]) * (w @ normals_below[:, vertex])
+        area /= 2.0 * normals * region_total
+        rows = np.arange(len(weights))
+        following = np.minimum(last + 1, vertices - 1)
+        x0, x1 = fpr[rows, last], fpr[rows, following]
+        pro = (defect_weights @ overlap) / region_total[:, None]
+        y0, y1 = pro[rows, last], pro[rows, following]
+        width = fpr_limit - x0
+        slope = np.divide(y1 - y0, x1 - x0, out=np.zeros_like(x0), where=x1 > x0)
+        area += 0.5 * (2.0 * y0 + slope * width) * width
+        error_bound = np.where(single_segment[np.minimum(last, vertices - 2)], 0.0, width * (y1 - y0) / fpr_limit)
+    return {"pixel_auroc": pixel_auroc, "aupro": area / fpr_limit, "aupro_error_bound": error_bound}
+
+
+def bootstrap_replicates(labels, scores, masks, maps, counts: np.ndarray, metrics=INTERVAL_METRICS
+                         ) -> dict[str, np.ndarray]:
+    """Replicates [R] of each requested metric for the resamples `counts` [R, N]; arrays as `undefined_reasons`
+    returns them (labels int8, scores float64, masks bool, maps float32)."""
+    replicates = {}
+    if "image_auroc" in metrics:
+        replicates["image_auroc"] = image_auroc_replicates(labels, scores, counts)
+    if "image_ap" in metrics:
+        replicates["image_ap"] = image_ap_replicates(labels, scores, counts)
+    if "pixel_auroc" in metrics or "aupro" in metrics:
+        pixel = pixel_replicates(masks, maps, counts)
+        replicates.update({name: pixel[name] for name in ("pixel_auroc", "aupro") if name in metrics})
+    return replicates
+
+
+def _interval(replicates: np.ndarray, level: float) -> tuple[float | None, float | None]:
+    low, high = percentile_interval(replicates, level)
+    return (None, None) if math.isnan(low) else (low, high)
+
+
+def _check_resampling(resamples: int, level: float) -> None:
+    if int(resamples) != resamples or resamples < 1:
+        raise ValueError(f"resamples must be a positive integer, got {resamples}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+
+
+def accuracy_with_intervals(labels, scores, masks=None, maps=None, *, resamples: int = DEFAULT_RESAMPLES,
+                            level: float = 0.95, seed: int = 0) -> dict:
+    """`bench.metrics.compute_all` (same values, None + reason for undefined metrics) plus percentile bootstrap
+    intervals for image AUROC, image AP, pixel AUROC and AUPRO: keys `<metric>_ci_low`, `<metric>_ci_high`
+    (None when the metric is undefined), `ci_level`, `ci_resamples`, `ci_method`, `undefined_metrics`.
+
+    The same `seed` draws the same resamples for the same labels (paired comparisons rely on it).
+    Raises ValueError for malformed input only (shapes, NaN scores or maps, labels not 0/1).
+    """
+    _check_resampling(resamples, level)
+    point = compute_all(labels, scores, masks, maps)
+    undefined, (labels, scores, masks, maps) = undefined_reasons(labels, scores, masks, maps)
+    counts = stratified_bootstrap_counts(labels, int(resamples), np.random.default_rng(seed))
+    defined = [name for name in INTERVAL_METRICS if name not in undefined]
+    replicates = bootstrap_replicates(labels, scores, masks, maps, counts, defined)
+    out = dict(point)
+    for name in INTERVAL_METRICS:
+        low, high = _interval(replicates[name], level) if name in replicates else (None, None)
+        out[f"{name}_ci_low"], out[f"{name}_ci_high"] = low, high
+    out.update(ci_level=float(level), ci_resamples=int(resamples), ci_method=CI_METHOD)
+    return out
+
+
+def paired_delta_intervals(labels, masks, base_scores, base_maps, other_scores, other_maps, *,
+                           resamples: int = DEFAULT_RESAMPLES, level: float = 0.95, seed: int = 0) -> dict:
+    """Differences other - base of image AUROC, pixel AUROC and AUPRO on the same test set, with paired
+    percentile bootstrap intervals: both are evaluated on the SAME resampled images, so what the two share
+    (the test set's difficulty) cancels. Keys `<metric>_delta`, `<metric>_delta_ci_low`,
+    `<metric>_delta_ci_high`; None where the metric is undefined for either side (e.g. no maps, one class).
+    The point differences are those of `bench.metrics.compute_all`.
+    """
+    _check_resampling(resamples, level)
+    base = compute_all(labels, base_scores, masks, base_maps)
+    other = compute_all(labels, other_scores, masks, other_maps)
+    base_undefined, base_arrays = undefined_reasons(labels, base_scores, masks, base_maps)
+    other_undefined, other_arrays = undefined_reasons(labels, other_scores, masks, other_maps)
+    defined = [m for m in DELTA_METRICS if m not in base_undefined and m not in other_undefined]
+    counts = stratified_bootstrap_counts(base_arrays[0], int(resamples), np.random.default_rng(seed))
+    base_replicates = bootstrap_replicates(*base_arrays, counts, defined)
+    other_replicates = bootstrap_replicates(*other_arrays, counts, defined)
+    out: dict = {}
+    for name in DELTA_METRICS:
+        delta, low, high = None, None, None
+        if name in defined:
+            delta = other[name] - base[name]
+            low, high = _interval(other_replicates[name] - base_replicates[name], level)
+        out.update({f"{name}_delta": delta, f"{name}_delta_ci_low": low, f"{name}_delta_ci_high": high})
+    return out
+
+
+__all__ = ["DEFAULT_RESAMPLES", "CI_METHOD", "accuracy_with_intervals", "paired_delta_intervals",
+           "bootstrap_replicates", "image_auroc_replicates", "image_ap_replicates", "pixel_replicates",
+           "describe_undefined"]
