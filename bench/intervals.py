@@ -46,9 +46,10 @@ DELTA_METRICS = ("image_auroc", "pixel_auroc", "aupro")
 CI_METHOD = ("percentile bootstrap over test images, stratified by label; replicates exact "
              "(AUPRO: linear inside one threshold-grid cell at FPR 0.3)")
 AUPRO_FPR_LIMIT = 0.3
-# Thresholds of the AUPRO grid: pooled normal-pixel FPR levels from 0 to 2 x the limit, so that every
-# resample's FPR crosses the limit inside the grid (a resample's FPR is a weighted mean of the images' FPRs).
-AUPRO_GRID_POINTS = 200
+# Thresholds of the AUPRO grid: pooled normal-pixel FPR levels from limit/2 to 2 x limit, where every
+# resample's FPR crosses the limit (a resample's FPR is a weighted mean of the images' FPRs). Outside that
+# range the area is exact anyway: the grid only places the cell that is interpolated.
+AUPRO_GRID_POINTS = 120
 # Largest block of the (defect pixels x images) pair-count matrix held at once, in entries.
 _PAIR_BLOCK = 4_000_000
 
@@ -88,8 +89,8 @@ def image_ap_replicates(labels: np.ndarray, scores: np.ndarray, counts: np.ndarr
 
 def _grid_thresholds(normal_sorted: np.ndarray, normal_counts: np.ndarray, defect_sorted: np.ndarray,
                      fpr_limit: float) -> np.ndarray:
-    """Descending thresholds: roughly evenly spaced pooled FPR levels in (0, min(1, 2 x limit)], each with the
-    next higher pixel score beside it.
+    """Descending thresholds: roughly evenly spaced pooled FPR levels in [limit / 2, min(1, 2 x limit)], each
+    with the next higher pixel score beside it.
 
     Any thresholds keep the replicates valid (the area is exact at every grid threshold); even spacing in
     FPR keeps the interpolated piece at the limit small. The next higher score makes the cell that ends at a
@@ -97,14 +98,15 @@ def _grid_thresholds(normal_sorted: np.ndarray, normal_counts: np.ndarray, defec
     is exactly 0 on most pixels) is then interpolated exactly as MVTec does. Each image's own quantiles,
     pooled, stand in for the pooled quantiles (no sort of all pixels).
     """
-    levels = np.linspace(0.0, min(1.0, 2.0 * fpr_limit), AUPRO_GRID_POINTS + 1)[1:]
-    candidates = [row[np.clip(np.ceil((1.0 - levels) * count).astype(np.int64), 0, count - 1)]
-                  for row, count in zip(normal_sorted, normal_counts) if count]
-    if not candidates:
+    levels = np.linspace(0.5 * fpr_limit, min(1.0, 2.0 * fpr_limit), AUPRO_GRID_POINTS)
+    has_normals = normal_counts > 0
+    if not has_normals.any():
         return np.empty(0, dtype=np.float32)
-    pooled = np.sort(np.concatenate(candidates))[::-1]
-    picks = np.clip(np.round(levels * pooled.size).astype(np.int64) - 1, 0, pooled.size - 1)
-    quantiles = np.unique(pooled[picks])
+    counts = normal_counts[has_normals, None]
+    ranks = np.clip(np.ceil((1.0 - levels[None, :]) * counts).astype(np.int64), 0, counts - 1)
+    pooled = np.sort(np.take_along_axis(normal_sorted[has_normals], ranks, axis=1).ravel())[::-1]
+    # The candidates spread over the levels' FPR range; evenly spaced ranks among them step evenly through it.
+    quantiles = np.unique(pooled[np.linspace(0, pooled.size - 1, levels.size).round().astype(np.int64)])
     next_higher = _next_higher_scores(normal_sorted, normal_counts, defect_sorted, quantiles)
     return np.unique(np.concatenate([quantiles, next_higher[np.isfinite(next_higher)]]))[::-1]
 
@@ -120,6 +122,22 @@ def _next_higher_scores(normal_sorted: np.ndarray, normal_counts: np.ndarray, de
     return next_higher
 
 
+def _defect_pixels(masks: np.ndarray, flat_maps: np.ndarray):
+    """Image index, score and 1/(region size) of every defect pixel, and the number of regions per image.
+
+    Regions are bench.metrics' (8-connected inside an image), so a repeated image repeats its regions.
+    """
+    regions, region_count = ndimage.label(masks, structure=_REGION_STRUCTURE)
+    defect_index = np.flatnonzero(masks.reshape(len(masks), -1))  # image-major order
+    image = defect_index // flat_maps.shape[1]
+    region = regions.ravel()[defect_index]
+    region_sizes = np.bincount(region, minlength=region_count + 1)
+    region_image = np.zeros(region_count + 1, dtype=np.int64)
+    region_image[region] = image
+    regions_per_image = np.bincount(region_image[1:], minlength=len(masks)).astype(np.float64)
+    return image, flat_maps.ravel()[defect_index], 1.0 / region_sizes[region], regions_per_image
+
+
 def pixel_replicates(masks: np.ndarray, maps: np.ndarray, counts: np.ndarray,
                      fpr_limit: float = AUPRO_FPR_LIMIT) -> dict[str, np.ndarray]:
     """Pixel AUROC and AUPRO of each resample, for bool masks and float32 maps (N,H,W) as bench.metrics
@@ -132,66 +150,33 @@ def pixel_replicates(masks: np.ndarray, maps: np.ndarray, counts: np.ndarray,
     defect_counts = flat_masks.sum(axis=1)
     # Each image's normal scores, ascending; defect pixels become +inf and sort past every finite score.
     normal_sorted = np.sort(np.where(flat_masks, np.float32(np.inf), flat_maps), axis=1)
-
-    regions, region_count = ndimage.label(masks, structure=_REGION_STRUCTURE)
-    defect_index = np.flatnonzero(flat_masks)  # image-major order
-    defect_image = defect_index // flat_maps.shape[1]
-    defect_scores = flat_maps.ravel()[defect_index]
-    defect_regions = regions.ravel()[defect_index]
-    del regions
-    region_sizes = np.bincount(defect_regions, minlength=region_count + 1)
-    region_image = np.zeros(region_count + 1, dtype=np.int64)
-    region_image[defect_regions] = defect_image
-    regions_per_image = np.bincount(region_image[1:], minlength=n).astype(np.float64)
-    overlap_weight = 1.0 / region_sizes[defect_regions]
-
-    # Vertices of the PRO curve on the grid: 0 = nothing above (+inf), 1..G the thresholds, G+1 = everything.
-    # Defect pixels in ascending score order (numpy's binary search starts from its previous answer).
+    defect_image, defect_scores, overlap_weight, regions_per_image = _defect_pixels(masks, flat_maps)
+    # Defect pixels in ascending score order: numpy's binary search then starts from its previous answer.
     by_score = np.argsort(defect_scores, kind="stable")
-    defect_sorted = defect_scores[by_score]
-    thresholds = _grid_thresholds(normal_sorted, normal_counts, defect_sorted, fpr_limit)
+    defect_image, defect_scores, overlap_weight = defect_image[by_score], defect_scores[by_score], overlap_weight[by_score]
+
+    # Vertices of the PRO curve: 0 = nothing above (+inf), 1..G the grid thresholds, G+1 = every pixel.
+    thresholds = _grid_thresholds(normal_sorted, normal_counts, defect_scores, fpr_limit)
     vertices = thresholds.size + 2
-    # Cells (vertex v to v+1) without a pixel score strictly inside are one straight segment of the exact curve.
-    lowest = min(defect_sorted[0], *(row[0] for row, count in zip(normal_sorted, normal_counts) if count))
-    single_segment = np.concatenate((
-        _next_higher_scores(normal_sorted, normal_counts, defect_sorted, thresholds) == np.append(np.inf, thresholds[:-1]),
-        [thresholds.size == 0 or thresholds[-1] == lowest]))
-    normals_below = np.empty((n, vertices), dtype=np.float64)  # L_t[j]
+    normals_below = np.empty((n, vertices))  # L_t[j]: normal pixels of image j scoring below the vertex
     normals_below[:, 0], normals_below[:, -1] = normal_counts, 0
     for j in range(n):
         normals_below[j, 1:-1] = np.searchsorted(normal_sorted[j], thresholds, side="left")
-    false_positives = normal_counts[:, None] - normals_below
-    # The first vertex at which each defect pixel counts (scores >= the vertex's threshold).
+    # The first vertex at which each defect pixel counts (its score >= the vertex's threshold).
     first_vertex = thresholds.size + 1 - np.searchsorted(thresholds[::-1], defect_scores, side="right")
+    # Cells (vertex v to v+1) without a pixel score strictly inside are one straight segment of the exact curve.
+    lowest = min(defect_scores[0], *(row[0] for row, count in zip(normal_sorted, normal_counts) if count))
+    single_segment = np.concatenate((
+        _next_higher_scores(normal_sorted, normal_counts, defect_scores, thresholds) == np.append(np.inf, thresholds[:-1]),
+        [thresholds.size == 0 or thresholds[-1] == lowest]))
 
     defective = np.flatnonzero(defect_counts)
     row_of = np.full(n, -1, dtype=np.int64)
     row_of[defective] = np.arange(defective.size)
     defect_rows = row_of[defect_image]
-
-    pairs_won = np.zeros((defective.size, n))                        # U
-    area_terms = np.zeros((vertices, defective.size, n))            # A_t, built as increments per vertex
-    overlap = np.zeros((defective.size, vertices))                   # B_t
+    overlap = np.zeros((defective.size, vertices))  # B_t: region-overlap sum of each defective image
     np.add.at(overlap, (defect_rows, first_vertex), overlap_weight)
     overlap = np.cumsum(overlap, axis=1)
-    block = max(1, _PAIR_BLOCK // max(n, 1))
-    for start in range(0, by_score.size, block):
-        pixels = by_score[start:start + block]
-        scores = defect_scores[pixels]
-        pair_counts = np.empty((pixels.size, n), dtype=np.float64)   # Q
-        for j in range(n):
-            pair_counts[:, j] = (np.searchsorted(normal_sorted[j], scores, side="left")
-                                 + np.searchsorted(normal_sorted[j], scores, side="right"))
-        # Regroup by (image, first vertex) and sum each group.
-        regroup = np.lexsort((first_vertex[pixels], defect_rows[pixels]))
-        pixels, pair_counts = pixels[regroup], pair_counts[regroup]
-        rows, vertex = defect_rows[pixels], first_vertex[pixels]
-        image_starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
-        group_starts = np.flatnonzero(np.concatenate(([True], (rows[1:] != rows[:-1]) | (vertex[1:] != vertex[:-1]))))
-        pairs_won[rows[image_starts]] += 0.5 * np.add.reduceat(pair_counts, image_starts, axis=0)
-        weighted = np.add.reduceat(pair_counts * overlap_weight[pixels, None], group_starts, axis=0)
-        area_terms[vertex[group_starts], rows[group_starts]] += weighted  # (vertex, image) pairs unique here
-    area_terms = np.cumsum(area_terms, axis=0)
 
     weights = counts.astype(np.float64)
     defect_weights = weights[:, defective]
@@ -199,21 +184,43 @@ def pixel_replicates(masks: np.ndarray, maps: np.ndarray, counts: np.ndarray,
     defects = defect_weights @ defect_counts[defective].astype(np.float64)
     region_total = defect_weights @ regions_per_image[defective]
     with np.errstate(invalid="ignore", divide="ignore"):
+        fpr = (weights @ (normal_counts[:, None] - normals_below)) / normals[:, None]
+        pro = (defect_weights @ overlap) / region_total[:, None]
+    last = np.maximum(np.sum(fpr <= fpr_limit, axis=1) - 1, 0)  # each resample's last vertex with FPR <= limit
+    # A_t is needed at those vertices only: accumulate each pixel's pair counts at the first of them it reaches.
+    needed = np.unique(last)
+    bucket = np.searchsorted(needed, first_vertex, side="left")  # == needed.size: beyond every needed vertex
+
+    pairs_won = np.zeros((defective.size, n))                   # U
+    area_terms = np.zeros((needed.size + 1, defective.size, n))  # A_t at the needed vertices, as increments
+    block = max(1, _PAIR_BLOCK // max(n, 1))
+    for start in range(0, defect_scores.size, block):
+        stop = min(start + block, defect_scores.size)
+        pair_counts = np.empty((stop - start, n))               # Q
+        for j in range(n):
+            pair_counts[:, j] = (np.searchsorted(normal_sorted[j], defect_scores[start:stop], side="left")
+                                 + np.searchsorted(normal_sorted[j], defect_scores[start:stop], side="right"))
+        np.add.at(pairs_won, defect_rows[start:stop], 0.5 * pair_counts)
+        keys = bucket[start:stop] * defective.size + defect_rows[start:stop]
+        groups, group_of = np.unique(keys, return_inverse=True)
+        sums = np.zeros((groups.size, n))
+        np.add.at(sums, group_of, pair_counts * overlap_weight[start:stop, None])
+        area_terms.reshape(-1, n)[groups] += sums
+    area_terms = np.cumsum(area_terms[:-1], axis=0)
+
+    rows = np.arange(len(weights))
+    with np.errstate(invalid="ignore", divide="ignore"):
         pixel_auroc = np.einsum("ri,ri->r", defect_weights @ pairs_won, weights) / (defects * normals)
-        fpr = (weights @ false_positives) / normals[:, None]
-        last = np.sum(fpr <= fpr_limit, axis=1) - 1                      # last vertex with FPR <= limit
         area = np.empty(len(weights))
-        for vertex in np.unique(last):
+        for k, vertex in enumerate(needed):
             picked = np.flatnonzero(last == vertex)
             w, wd = weights[picked], defect_weights[picked]
-            quadratic = np.einsum("ri,ri->r", wd @ area_terms[vertex], w)
+            quadratic = np.einsum("ri,ri->r", wd @ area_terms[k], w)
             area[picked] = quadratic - 2.0 * (wd @ overlap[:, vertex]) * (w @ normals_below[:, vertex])
         area /= 2.0 * normals * region_total
-        rows = np.arange(len(weights))
+        # From the last vertex to the limit: linear inside the grid cell, as MVTec interpolates at the limit.
         following = np.minimum(last + 1, vertices - 1)
-        x0, x1 = fpr[rows, last], fpr[rows, following]
-        pro = (defect_weights @ overlap) / region_total[:, None]
-        y0, y1 = pro[rows, last], pro[rows, following]
+        x0, x1, y0, y1 = fpr[rows, last], fpr[rows, following], pro[rows, last], pro[rows, following]
         width = fpr_limit - x0
         slope = np.divide(y1 - y0, x1 - x0, out=np.zeros_like(x0), where=x1 > x0)
         area += 0.5 * (2.0 * y0 + slope * width) * width

@@ -10,7 +10,7 @@ import numpy as np
 import math  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
-from scipy.stats import norm, rankdata  # noqa: E402
+from scipy.stats import norm  # noqa: E402
 
 
 def _check_level(level: float) -> float:
@@ -23,17 +23,23 @@ def stratified_bootstrap_counts(labels, resamples: int, rng: np.random.Generator
     """Multiplicity of each item in each bootstrap resample, drawn with replacement within each label class.
 
     Returns int64 [resamples, n]: row r says how often each of the n items appears in resample r. Every row
-    keeps the class sizes (stratified bootstrap), so an AUROC is defined in every resample. Drawing n_c items
-    with replacement from a class of n_c is the multinomial(n_c, uniform) count vector, drawn here directly.
+    keeps the class sizes (stratified bootstrap), so an AUROC is defined in every resample.
     """
     labels = np.asarray(labels).ravel()
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
-    classes, inverse = np.unique(labels, return_inverse=True)
-    counts = np.zeros((resamples, labels.size), dtype=np.int64)
-    for c in range(len(classes)):
-        members = np.flatnonzero(inverse == c)
-        counts[:, members] = rng.multinomial(members.size, np.full(members.size, 1.0 / members.size), size=resamples)
+    _, inverse = np.unique(labels, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")          # items grouped by class
+    class_sizes = np.bincount(inverse)
+    class_starts = np.concatenate(([0], np.cumsum(class_sizes)[:-1]))
+    # Draw n_c positions within each item's class, for every resample: an item's class start plus an offset.
+    per_item_start = np.repeat(class_starts, class_sizes)
+    per_item_size = np.repeat(class_sizes, class_sizes)
+    drawn = per_item_start + (rng.random((resamples, labels.size)) * per_item_size).astype(np.int64)
+    drawn += labels.size * np.arange(resamples)[:, None]
+    grouped = np.bincount(drawn.ravel(), minlength=resamples * labels.size).reshape(resamples, labels.size)
+    counts = np.empty_like(grouped)
+    counts[:, order] = grouped
     return counts
 
 
@@ -74,6 +80,17 @@ def _two_classes(labels) -> tuple[np.ndarray, int, int]:
     return labels == 1, positives, negatives
 
 
+def midranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, tied values sharing the mean of their ranks (Sun & Xu's midranks)."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    ends = np.append(starts[1:], values.size)
+    ranks = np.empty(values.size)
+    ranks[order] = np.repeat((starts + 1 + ends) / 2.0, ends - starts)
+    return ranks
+
+
 def _structural_components(is_positive: np.ndarray, scores) -> tuple[float, np.ndarray, np.ndarray]:
     """AUROC and DeLong's structural components V10 (one per positive) and V01 (one per negative).
 
@@ -89,9 +106,9 @@ def _structural_components(is_positive: np.ndarray, scores) -> tuple[float, np.n
         raise ValueError("scores contain NaN or infinite values")
     positives, negatives = scores[is_positive], scores[~is_positive]
     m, n = positives.size, negatives.size
-    combined = rankdata(np.concatenate([positives, negatives]))  # midranks: ties get the mean of their ranks
-    v10 = (combined[:m] - rankdata(positives)) / n
-    v01 = 1.0 - (combined[m:] - rankdata(negatives)) / m
+    combined = midranks(np.concatenate([positives, negatives]))
+    v10 = (combined[:m] - midranks(positives)) / n
+    v01 = 1.0 - (combined[m:] - midranks(negatives)) / m
     return float(v10.mean()), v10, v01
 
 
@@ -121,7 +138,7 @@ def delong_test(labels, scores_a, scores_b) -> DeLongResult:
             return DeLongResult(auc_a, auc_b, 0.0, 0.0, 0.0, 1.0)
         return DeLongResult(auc_a, auc_b, difference, 0.0, math.copysign(math.inf, difference), 0.0)
     z = difference / se
-    return DeLongResult(auc_a, auc_b, difference, se, z, float(2.0 * norm.sf(abs(z))))
+    return DeLongResult(auc_a, auc_b, difference, se, z, math.erfc(abs(z) / math.sqrt(2.0)))  # 2 x normal tail
 
 
 def delong_interval(labels, scores, level: float = 0.95) -> tuple[float, float]:
