@@ -225,6 +225,16 @@ def test_ap_with_tied_scores_hand_worked():
     assert image_ap([1, 0, 1, 0, 0], [0.9, 0.9, 0.3, 0.3, 0.3]) == pytest.approx(0.45)
 
 
+def test_pixel_auroc_and_ap_hand_worked():
+    # One 2x2 image, defects on the diagonal. Descending: 0.9(+) 0.8(-) 0.5(+) 0.1(-).
+    masks = np.array([[[1, 0], [0, 1]]])
+    maps = np.array([[[0.9, 0.8], [0.1, 0.5]]], dtype=np.float32)
+    # Pairs: 0.9 beats both normals, 0.5 beats 0.1 only: 3 of 4.
+    assert pixel_auroc(masks, maps) == pytest.approx(3 / 4)
+    # Recall 1/2 at precision 1, then 1 at precision 2/3: AP = 1/2 + 1/3.
+    assert pixel_ap(masks, maps) == pytest.approx(5 / 6)
+
+
 # --- compute_all and errors ---------------------------------------------------------------------------
 
 def test_compute_all_gives_each_metric_as_its_own_function_does():
