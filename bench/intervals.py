@@ -18,15 +18,19 @@ is computed from per-image (or per image pair) sums precomputed once, instead of
   area(w, t) = (w^T A_t w - 2 (w . B_t)(w . L_t)) / (2 N(w) R(w)),
   with A_t[i, j] = sum over defect pixels p of i scoring >= t of Q[p, j] / region size, B_t[i] = the overlap
   sum of image i at t, L_t[j] = normal pixels of j below t, N(w) and R(w) the resample's normal pixels and
-  regions. A_t is stored on a grid of thresholds (pooled normal-score quantiles, FPR 0 to 2 x the limit);
-  per resample the area is exact up to the last grid threshold whose FPR is <= 0.3, and the piece from there
-  to FPR 0.3 (inside one grid cell) is interpolated linearly, as MVTec interpolates at the limit. Its error
-  is at most (0.3 - FPR at that grid point) x (PRO rise over the cell) / 0.3, which `pixel_replicates`
-  returns per replicate (about 1e-5 on the synthetic set; tests/test_intervals.py checks it against the
-  replicate computed on the explicitly resampled maps).
+  regions. Per resample the area is taken at the last grid threshold whose FPR is <= 0.3 (the grid: about
+  120 pooled normal-score quantiles between FPR 0.15 and 0.6, each with the next higher pixel score), exact
+  there; the piece from there to FPR 0.3, inside one grid cell, is interpolated linearly, as MVTec
+  interpolates at the limit. Its error is at most (0.3 - FPR at that grid point) x (PRO rise over the cell)
+  / 0.3, 0 when the cell is one straight segment of the exact curve (heavy ties); `pixel_replicates`
+  returns that bound per replicate. Measured on pixel_stats' maps of the four synthetic categories, 10,000
+  resamples each: bound median 5e-6 to 2e-5, max 3.2e-4; actual errors <= 4e-5 (tests/test_intervals.py
+  compares with the metric of the explicitly resampled maps). The interval bounds' own Monte Carlo spread is
+  about 1e-3.
 
-Cost: sorting each image's normal pixels once, one `searchsorted` of the defect pixels per image
-(O(images x defect pixels x log pixels)), then matrix products over the resamples.
+Cost: one sort of each image's pixels, one `searchsorted` of the defect pixels per image
+(O(images x defect pixels x log pixels)), then matrix products O(resamples x images x (images + grid)).
+Memory: the (images x images) sums, one block of pair counts, and (resamples x grid) FPR and PRO values.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from bench.metrics import _REGION_STRUCTURE, compute_all, describe_undefined, undefined_reasons
+from bench.metrics import REGION_STRUCTURE, compute_all, undefined_reasons
 from bench.stats import percentile_interval, stratified_bootstrap_counts
 
 # Chosen by measurement: on the default synthetic set (128 px, 70 test images per category, one thread, CPU
@@ -47,9 +51,9 @@ DELTA_METRICS = ("image_auroc", "pixel_auroc", "aupro")
 CI_METHOD = ("percentile bootstrap over test images, stratified by label; replicates exact "
              "(AUPRO: linear inside one threshold-grid cell at FPR 0.3)")
 AUPRO_FPR_LIMIT = 0.3
-# Thresholds of the AUPRO grid: pooled normal-pixel FPR levels from limit/2 to 2 x limit, where every
-# resample's FPR crosses the limit (a resample's FPR is a weighted mean of the images' FPRs). Outside that
-# range the area is exact anyway: the grid only places the cell that is interpolated.
+# Thresholds of the AUPRO grid: pooled normal-pixel FPR levels from limit/2 to 2 x limit, where resamples'
+# FPRs cross the limit (a resample's FPR is a weighted mean of the images' FPRs). A resample crossing outside
+# that range would get one wide interpolated cell, and a correspondingly large reported error bound.
 AUPRO_GRID_POINTS = 120
 # Largest block of the (defect pixels x images) pair-count matrix held at once, in entries.
 _PAIR_BLOCK = 4_000_000
@@ -128,7 +132,7 @@ def _defect_pixels(masks: np.ndarray, flat_maps: np.ndarray):
 
     Regions are bench.metrics' (8-connected inside an image), so a repeated image repeats its regions.
     """
-    regions, region_count = ndimage.label(masks, structure=_REGION_STRUCTURE)
+    regions, region_count = ndimage.label(masks, structure=REGION_STRUCTURE)
     defect_index = np.flatnonzero(masks.reshape(len(masks), -1))  # image-major order
     image = defect_index // flat_maps.shape[1]
     region = regions.ravel()[defect_index]
@@ -318,6 +322,6 @@ def paired_delta_intervals(labels, masks, base_scores, base_maps, other_scores, 
     return out
 
 
-__all__ = ["DEFAULT_RESAMPLES", "CI_METHOD", "accuracy_with_intervals", "paired_delta_intervals",
-           "bootstrap_replicates", "image_auroc_replicates", "image_ap_replicates", "pixel_replicates",
-           "describe_undefined"]
+__all__ = ["AUPRO_FPR_LIMIT", "CI_METHOD", "DEFAULT_RESAMPLES", "DELTA_METRICS", "INTERVAL_METRICS",
+           "accuracy_with_intervals", "bootstrap_replicates", "image_ap_replicates", "image_auroc_replicates",
+           "paired_delta_intervals", "pixel_replicates"]

@@ -4,6 +4,9 @@ Image metrics take `labels` [N] (0 normal, 1 defective) and `scores` [N] (higher
 Pixel metrics take `masks` [N,H,W] (non-zero = defect) and `maps` [N,H,W] anomaly maps.
 AUROC and AP come from scikit-learn; AUPRO is written here and follows the MVTec AD authors' evaluation
 code (`pro_curve_util.compute_pro` + `generic_util.trapezoid`) point for point, vectorised.
+The single-metric functions raise ValueError when their metric is undefined for the data (one class, masks
+without a defect pixel); `compute_all` keeps every defined metric and names the undefined ones with the reason.
+Intervals for these metrics: bench/intervals.py.
 """
 from __future__ import annotations
 
@@ -14,8 +17,8 @@ from scipy import ndimage
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 # 8-connectivity inside an image, no connection between images: the middle plane of a 3x3x3 stencil.
-_REGION_STRUCTURE = np.zeros((3, 3, 3), dtype=bool)
-_REGION_STRUCTURE[1] = True
+REGION_STRUCTURE = np.zeros((3, 3, 3), dtype=bool)
+REGION_STRUCTURE[1] = True
 
 
 IMAGE_METRICS = ("image_auroc", "image_ap", "image_f1_max")
@@ -152,7 +155,7 @@ def _lowest_needed_score(scores: np.ndarray, regions: np.ndarray, normal_count: 
 
 
 def _pro_curve(masks: np.ndarray, maps: np.ndarray, fpr_limit: float | None):
-    regions, region_count = ndimage.label(masks, structure=_REGION_STRUCTURE)
+    regions, region_count = ndimage.label(masks, structure=REGION_STRUCTURE)
     regions = regions.ravel()
     region_sizes = np.bincount(regions, minlength=region_count + 1)
     normal_count = int(region_sizes[0])

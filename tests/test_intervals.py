@@ -94,7 +94,9 @@ def test_aupro_grid_error_is_tiny_at_the_size_of_a_synthetic_category():
     labels, scores, masks, maps = _test_set(seed=2, n_normal=30, n_defective=40, size=128, signal=1.5)
     counts = stratified_bootstrap_counts(labels, 2000, np.random.default_rng(1))
     pixel = pixel_replicates(masks, maps, counts)
-    assert np.nanmax(pixel["aupro_error_bound"]) < 1e-4  # measured 8.5e-6 on pixel_stats' synthetic screw maps
+    # Max over the resamples: 7e-5 here; 3.2e-4 on pixel_stats' synthetic screw maps (10,000 resamples).
+    assert np.nanmax(pixel["aupro_error_bound"]) < 1e-3
+    assert np.nanmedian(pixel["aupro_error_bound"]) < 1e-4
     for r in (0, 1):
         m, p = _resampled(counts[r], masks, maps)
         assert abs(pixel["aupro"][r] - metrics.aupro(m, p)) <= pixel["aupro_error_bound"][r] + 1e-12
