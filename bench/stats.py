@@ -145,11 +145,11 @@ def delong_interval(labels, scores, level: float = 0.95) -> tuple[float, float]:
     """Wald interval AUC +- z se for one AUROC, se from DeLong's variance (var(V10)/m + var(V01)/n),
     clipped to [0, 1]. A cross-check of the bootstrap; it is (AUC, AUC) when the components do not vary
     (e.g. perfect separation)."""
-    z = norm.ppf(0.5 + _check_level(level) / 2.0)
+    z = float(norm.ppf(0.5 + _check_level(level) / 2.0))
     is_positive, m, n = _two_classes(labels)
     auc, v10, v01 = _structural_components(is_positive, scores)
     se = math.sqrt(np.var(v10, ddof=1) / m + np.var(v01, ddof=1) / n)
-    return max(0.0, auc - z * se), min(1.0, auc + z * se)
+    return max(0.0, float(auc - z * se)), min(1.0, float(auc + z * se))
 
 
 def binormal_separation(auroc: float) -> float:
@@ -193,7 +193,7 @@ def combine_intervals_normal(estimates, lows, highs, level: float = 0.95) -> tup
     same width, and the result is not clipped to the metric's range. For per-category accuracy rows of
     one model (each category's test set is independent of the others').
     """
-    z = norm.ppf(0.5 + _check_level(level) / 2.0)
+    z = float(norm.ppf(0.5 + _check_level(level) / 2.0))
     estimates, lows, highs = (np.asarray(v, dtype=np.float64).ravel() for v in (estimates, lows, highs))
     if not (estimates.size == lows.size == highs.size) or estimates.size == 0:
         raise ValueError(f"need one low and one high per estimate, got {estimates.size}, {lows.size}, {highs.size}")
@@ -203,7 +203,7 @@ def combine_intervals_normal(estimates, lows, highs, level: float = 0.95) -> tup
         raise ValueError("an interval has high < low")
     mean = float(estimates.mean())
     se = math.sqrt(float(np.sum(((highs - lows) / (2.0 * z)) ** 2))) / estimates.size
-    return mean - z * se, mean + z * se
+    return float(mean - z * se), float(mean + z * se)
 
 
 # -- latency: rank tests and effect sizes ----------------------------------------------------------------
