@@ -15,6 +15,7 @@ import pandas as pd
 from bench import results
 
 INTERVAL_METRICS = ["image_auroc", "image_ap", "pixel_auroc", "aupro"]
+DELTA_METRICS = ["image_auroc_delta", "pixel_auroc_delta", "aupro_delta"]
 MEAN_METRICS = ["image_auroc", "pixel_auroc", "aupro", "image_f1_max", "image_ap", "pixel_ap",
                 "image_auroc_delta", "pixel_auroc_delta", "aupro_delta"]
 MEAN_FACTS = ["train_seconds", "steps", "epochs"]
@@ -68,16 +69,19 @@ def mean_rows(records: list[dict]) -> list[dict]:
         level = float(pd.to_numeric(group.get("ci_level", pd.Series([0.95])), errors="coerce").dropna().iloc[0]) \
             if "ci_level" in group and group["ci_level"].notna().any() else 0.95
         by_seed = group.groupby("seed")
+        undefined = []
         for metric in MEAN_METRICS + MEAN_FACTS:
-            if metric not in group:
+            if metric not in group or group[metric].isna().all():
+                continue
+            if group[metric].isna().any():  # undefined for some categories: a mean over the others would mislead
+                missing = sorted(set(group.loc[group[metric].isna(), "category"]))
+                undefined.append(f"{metric}: undefined for {', '.join(missing)}")
                 continue
             per_seed = by_seed[metric].apply(lambda v: _numbers(v).mean()).to_numpy(dtype=float)
-            if np.isnan(per_seed).all():
-                continue
             row[metric] = float(np.mean(per_seed))
             if metric in MEAN_METRICS:
                 row[f"{metric}_seed_std"] = float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else None
-        for metric in INTERVAL_METRICS:
+        for metric in INTERVAL_METRICS + DELTA_METRICS:
             if metric not in row:
                 continue
             bounds = np.array([_category_mean_interval(g, metric, level) for _, g in by_seed])
@@ -87,10 +91,15 @@ def mean_rows(records: list[dict]) -> list[dict]:
             # half-width around it (not narrower for more seeds: they share the test set's luck).
             per_seed = by_seed[metric].apply(lambda v: _numbers(v).mean()).to_numpy(dtype=float)
             below, above = float(np.mean(per_seed - bounds[:, 0])), float(np.mean(bounds[:, 1] - per_seed))
-            row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = row[metric] - below, row[metric] + above
+            low, high = row[metric] - below, row[metric] + above
+            if metric in INTERVAL_METRICS:  # a metric lives in [0, 1]; a delta in [-1, 1]
+                low, high = max(low, 0.0), min(high, 1.0)
+            row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = low, high
         if any(f"{m}_ci_low" in row for m in INTERVAL_METRICS):
-            row.update(ci_level=level, ci_method="normal approximation from the per-category bootstrap intervals "
-                       "(categories independent); with several seeds, their mean half-widths")
+            row.update(ci_level=level, ci_method="normal approximation from the per-category percentile-bootstrap "
+                       "intervals (categories independent); with several seeds, their mean half-widths")
+        reasons = {str(r) for r in group.get("undefined_metrics", pd.Series(dtype=object)).dropna() if str(r)}
+        row["undefined_metrics"] = "; ".join(undefined + sorted(reasons))
         if "pretrained" in group:
             row["pretrained"] = group["pretrained"].iloc[0]
         rows.append(row)

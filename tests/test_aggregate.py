@@ -37,3 +37,24 @@ def test_stages_and_variants_get_their_own_mean():
                record("a", 0, 0.7, variant="ort-int8-static")]
     means = {(r["train_minutes"], r["variant"]): r["image_auroc"] for r in mean_rows(records)}
     assert means == {(3.0, "torch-fp32"): 0.8, (1.0, "torch-fp32"): 0.6, (3.0, "ort-int8-static"): 0.7}
+
+
+def test_intervals_of_the_mean_combine_the_categories():
+    from bench.stats import combine_intervals_normal
+
+    a = record("a", 0, 0.80, image_auroc_ci_low=0.70, image_auroc_ci_high=0.90, ci_level=0.95)
+    b = record("b", 0, 0.60, image_auroc_ci_low=0.44, image_auroc_ci_high=0.76, ci_level=0.95)
+    (mean,) = mean_rows([a, b])
+    low, high = combine_intervals_normal([0.8, 0.6], [0.7, 0.44], [0.9, 0.76], 0.95)
+    assert (mean["image_auroc_ci_low"], mean["image_auroc_ci_high"]) == pytest.approx((low, high))
+    assert low < 0.7 < high and high - low < 0.2  # narrower than either category's alone
+    assert "normal approximation" in mean["ci_method"]
+
+
+def test_undefined_in_one_category_leaves_the_mean_empty_with_why():
+    a = record("a", 0, 0.8, pixel_auroc=0.9)
+    b = record("b", 0, 0.6, pixel_auroc=None, undefined_metrics="pixel_auroc, pixel_ap, aupro: the test set has no ground-truth masks")
+    (mean,) = mean_rows([a, b])
+    assert mean["image_auroc"] == pytest.approx(0.7) and "pixel_auroc" not in mean
+    assert "pixel_auroc: undefined for b" in mean["undefined_metrics"]
+    assert "no ground-truth masks" in mean["undefined_metrics"]

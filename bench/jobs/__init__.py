@@ -11,12 +11,15 @@ from bench.plan import JobSpec
 
 
 def prepare_worker(spec: JobSpec) -> None:
-    """Per-process state a job needs: its thread count and the user's plugin models."""
+    """Per-process state a job needs: its thread count (torch's and the BLAS/OpenMP pools numpy and the
+    interval computations use) and the user's plugin models."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     from bench.plugins import load_plugins
 
     torch.set_num_threads(spec.threads)
+    threadpool_limits(spec.threads)
     load_plugins(spec.plugins)
 
 

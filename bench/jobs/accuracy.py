@@ -19,8 +19,9 @@ import torch
 from bench.jobs.common import build_detector, first_line, host, now
 from bench.plan import JobSpec
 
-# The test-set intervals every accuracy record carries (bench/intervals.py); part of the job's identity.
-CI_SETTINGS = {"level": 0.95}
+# The test-set intervals every accuracy record carries (bench/intervals.py); part of the job's identity. The
+# resampling seed is fixed: the same test set gets the same resamples, so variants' deltas are paired.
+CI_SETTINGS = {"level": 0.95, "resamples": 10_000, "seed": 0}
 TRAINING_FACTS = ("train_seconds", "epochs", "steps", "final_loss", "stopped_by", "schedule")
 NO_EPOCH_CAP = 10**9
 
@@ -53,12 +54,13 @@ def evaluate(detector, test_set, batch_size: int) -> dict[str, np.ndarray]:
     return out
 
 
-def accuracy_metrics(ev: dict, seed: int) -> dict:
+def accuracy_metrics(ev: dict, intervals: dict) -> dict:
     """Every metric with its test-set interval, each metric on its own (an undefined one is empty, with why)."""
-    from bench.metrics import compute_all
+    from bench.intervals import accuracy_with_intervals
 
     has_maps = "maps" in ev
-    return compute_all(ev["labels"], ev["scores"], ev["masks"] if has_maps else None, ev.get("maps"))
+    return accuracy_with_intervals(ev["labels"], ev["scores"], ev["masks"] if has_maps else None, ev.get("maps"),
+                                   resamples=intervals["resamples"], level=intervals["level"], seed=intervals["seed"])
 
 
 def _train_loader(data, batch_size: int, seed: int) -> torch.utils.data.DataLoader:
@@ -165,7 +167,7 @@ def run_accuracy(spec: JobSpec, progress: Callable[[str], None] | None = None) -
                 ev = evaluate(detector, test_set, settings["train_batch_size"])
                 facts = dict(train_seconds=trained_seconds, epochs=epochs_done, steps=steps, final_loss=final_loss,
                              stopped_by=stopped_by, checkpoint=str(ckpt.relative_to(run_dir)), **detector.info())
-            record.update(accuracy_metrics(ev, spec.seed))
+            record.update(accuracy_metrics(ev, settings["intervals"]))
             gallery = run_dir / "gallery" / f"{spec.job_id}__{stage_name(minutes)}.npz"
             _save_gallery(ev, gallery, settings["gallery_size"])
             record.update(facts, gallery_file=str(gallery.relative_to(run_dir)), data_fingerprint=fingerprint,
