@@ -254,11 +254,12 @@ class RayExecutor:
     def _connect(self) -> None:
         import ray
 
+        _check_reachable(self.address)
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         try:
             ray.init(address=self.address, log_to_driver=False, logging_level=logging.ERROR,
                      runtime_env=_runtime_env())
-        except (ConnectionError, ValueError, RuntimeError) as exc:
+        except (ConnectionError, ValueError, RuntimeError, ray.exceptions.RayError) as exc:
             text = str(exc).strip().splitlines()
             raise UsageError(f"--ray-address {self.address}: cannot connect to a Ray cluster there "
                              f"({text[0] if text else type(exc).__name__})") from None
@@ -387,6 +388,22 @@ class RayExecutor:
 
             ray.shutdown()
             self.started_here = self.connected_here = False
+
+
+def _check_reachable(address: str, seconds: float = 5.0) -> None:
+    """Ray retries an unreachable address for minutes; a HOST:PORT nobody answers on fails here at once."""
+    import socket
+
+    if address == "auto":  # Ray finds the cluster started on this machine by `ray start`
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--ray-address {address}: expected HOST:PORT, the cluster's GCS address (e.g. 10.0.0.1:6379), "
+                         f"or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
+    except OSError as exc:
+        raise UsageError(f"--ray-address {address}: no Ray cluster answers there ({exc.strerror or exc})") from None
 
 
 def takes_timing_slot(spec: JobSpec) -> bool:
