@@ -69,8 +69,8 @@ def local_ray(bare_cluster):
 
 @pytest.fixture(scope="module")
 def ray_quick(local_ray, tmp_path_factory):
-    """The quick suite on the Ray executor: two well-behaved plugin models and two whose forward kills the
-    worker (SIGABRT, which leaves a crash report; SIGKILL, which leaves none)."""
+    """The quick suite on the Ray executor: two plugin models that finish (one fails its ONNX export) and two
+    whose forward kills the worker (SIGABRT, which leaves a crash report; SIGKILL, which leaves none)."""
     out = tmp_path_factory.mktemp("ray-quick")
     frame = api.run("quick", ["tiny_ok", "tiny_broken", "tiny_abort", "tiny_killed"], executor="ray", out=out,
                     plugins=[TINY, KILLER], **SMALL)
@@ -129,23 +129,25 @@ def test_resume_hands_ray_only_the_unfinished_job(ray_quick, tmp_path):
 def test_accuracy_records_stream_into_the_drivers_folder_while_the_job_runs(local_ray, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a relative --out: the workers must write where the driver reads
     cfg = api.make_config("accuracy", ["tiny_ok"], threads=1, image_size=32, out="run", plugins=[TINY],
-                          categories=["fabric", "nut"], train_minutes=[0.02, 0.2])
+                          categories=["fabric"], train_minutes=[0.02, 0.15])
     specs = api.Run(cfg, quiet=True).plan()
     later_checkpoint_seen, records, done, progress = [], [], [], []
 
     def on_record(spec, record):
         later = [m for m in spec.stages if m > record["train_minutes"]]
         checkpoints = tmp_path / "run" / "checkpoints"
-        later_checkpoint_seen.append(any((checkpoints / f"{spec.job_id}__{m:g}min.safetensors").exists() for m in later))
+        later_checkpoint_seen.append(any((checkpoints / f"{spec.job_id}__{m:g}min.safetensors").exists()
+                                         for m in later))
         records.append((spec.job_id, record))
 
     RayExecutor().run(specs, on_record, lambda spec: done.append(spec.job_id), lambda s, text: progress.append(text))
     assert sorted(done) == sorted(s.job_id for s in specs)
-    assert len(records) == 4 and all(r["status"] == "ok" for _, r in records)
+    assert len(records) == 2 and all(r["status"] == "ok" for _, r in records)
     # The first stage's record reached the driver before the same job had saved its second stage's weights.
     assert not any(later_checkpoint_seen)
     for _, record in records:
-        assert (tmp_path / "run" / record["checkpoint"]).is_file() and (tmp_path / "run" / record["gallery_file"]).is_file()
+        assert (tmp_path / "run" / record["checkpoint"]).is_file()
+        assert (tmp_path / "run" / record["gallery_file"]).is_file()
     assert any(text.startswith("running on ") for text in progress)
 
 

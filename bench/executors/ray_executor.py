@@ -24,10 +24,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import sys
 import os
 import re
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +40,8 @@ TIMING_RESOURCE = "defectbench_timing"
 POLL_SECONDS = 0.5
 PROGRESS_EVERY = 2.0  # seconds between progress messages from a worker (hundreds of jobs talk to one driver)
 DRAIN_LIMIT = 64  # items taken from one job before the driver looks at the others
-NODE_HINT = f"""start each node with `ray start ... --resources '{{"{TIMING_RESOURCE}": N}}'` (N = its GPUs, 1 on a CPU node)"""
+NODE_HINT = (f"""start each node with `ray start ... --resources '{{"{TIMING_RESOURCE}": N}}'` """
+             f"(N = its GPUs, 1 on a CPU node)")
 
 
 # -- on the worker -----------------------------------------------------------------------------------------
@@ -226,9 +227,9 @@ class RayExecutor:
             raise UsageError("--executor ray needs Ray: pip install 'defectbench[ray]'") from None
         address = address or os.environ.get("RAY_ADDRESS") or None  # `ray job submit` sets RAY_ADDRESS
         if address and address.startswith("ray://"):
-            raise UsageError(f"--ray-address {address}: Ray Client addresses cannot stream results back; give the "
-                             f"cluster's GCS address (HOST:6379) from a machine on its network, or run the driver "
-                             f"on the cluster with `ray job submit -- python -m bench.cli run ... --ray-address auto`")
+            raise UsageError(f"--ray-address {address}: Ray Client addresses cannot stream results back; run the "
+                             f"driver on a node of the cluster with its GCS address (HOST:6379), or submit it there "
+                             f"with `ray job submit -- bench run ... --executor ray`")
         self.address = address
         self.memory_mb = memory_mb
         self.num_cpus = num_cpus
@@ -269,7 +270,7 @@ class RayExecutor:
         import ray
 
         nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-        where = f"the Ray cluster at --ray-address {self.address}" if self.address else "the Ray instance this driver uses"
+        where = f"the Ray cluster at --ray-address {self.address}" if self.address else "this driver's Ray instance"
         self.largest_node_cpus = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
         if any(takes_timing_slot(s) for s in specs) and not any(n.get(TIMING_RESOURCE) for n in nodes):
             self.close()
@@ -309,7 +310,8 @@ class RayExecutor:
             finally:
                 self.close()
 
-    def _follow(self, specs: list[JobSpec], task, on_record: OnRecord, on_done: OnDone, on_progress: OnProgress) -> None:
+    def _follow(self, specs: list[JobSpec], task, on_record: OnRecord, on_done: OnDone,
+                on_progress: OnProgress) -> None:
         """Submit every job, then hand on each item as it arrives, in completion order."""
         import ray
 
@@ -398,8 +400,8 @@ def _check_reachable(address: str, seconds: float = 5.0) -> None:
         return
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        raise UsageError(f"--ray-address {address}: expected HOST:PORT, the cluster's GCS address (e.g. 10.0.0.1:6379), "
-                         f"or auto")
+        raise UsageError(f"--ray-address {address}: expected HOST:PORT, the cluster's GCS address "
+                         f"(e.g. 10.0.0.1:6379), or auto")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
     except OSError as exc:
@@ -412,7 +414,7 @@ def takes_timing_slot(spec: JobSpec) -> bool:
 
 
 def _for_workers(spec: JobSpec) -> JobSpec:
-    """Paths a worker can use whatever its working directory (Ray's workers do not start in the driver's)."""
+    """Paths a worker can use whatever its working directory (one on another node does not start in the driver's)."""
     data_root = str(Path(spec.data_root).resolve()) if spec.data_root else ""
     return dataclasses.replace(spec, run_dir=str(Path(spec.run_dir).resolve()), data_root=data_root)
 
