@@ -35,7 +35,7 @@ def _as_list(value, cast) -> list | None:
 def make_config(suite: str = "profile", models: Sequence[str] | None = None, *, image_size: int | None = None,
                 batch_size: int | None = None, device: str = "auto", threads: int | None = None,
                 out: str | Path = "runs/latest", seed: int = 0, seeds: Sequence[int] | None = None,
-                resume: bool = False, dry_run: bool = False, executor: str = "process",
+                resume: bool = False, retry_failed: bool = False, dry_run: bool = False, executor: str = "process",
                 job_timeout: float | None = None, job_memory_mb: float | None = None, ray_address: str | None = None,
                 plugins: Sequence[str] = (), variants: Sequence[str] | None = None,
                 batch_sizes: Sequence[int] | None = None, dataset: str = "synthetic",
@@ -48,7 +48,7 @@ def make_config(suite: str = "profile", models: Sequence[str] | None = None, *, 
     minutes = _as_list(train_minutes, float)
     return RunConfig(suite=suite, models=list(models) if models else None, image_size=image_size,
                      batch_size=batch_size, device=device, threads=threads, out=Path(out),
-                     seeds=list(seeds) if seeds else [seed], resume=resume, dry_run=dry_run, executor=executor,
+                     seeds=list(seeds) if seeds else [seed], resume=resume, retry_failed=retry_failed, dry_run=dry_run, executor=executor,
                      job_timeout=job_timeout, job_memory_mb=job_memory_mb, ray_address=ray_address,
                      plugins=[str(p) for p in plugins], variants=list(variants or DEFAULT_VARIANTS),
                      batch_sizes=list(batch_sizes) if batch_sizes else None, dataset=dataset,
@@ -77,13 +77,13 @@ class Run:
 
     # -- before any work -------------------------------------------------------------------------------
     def plan(self) -> list[JobSpec]:
-        from bench.config import default_threads, resolve_device
+        from bench.config import default_threads, run_device
         from bench.plan import plan_run
         from bench.validate import check_run
 
         cfg = self.cfg
         names, root, categories = check_run(cfg)
-        self.device = resolve_device(cfg.device)
+        self.device = run_device(cfg)
         self.threads = cfg.threads or default_threads()
         specs = plan_run(cfg, names, self.device.type, self.threads, root, categories)
         if cfg.suite == "deploy":
@@ -123,20 +123,20 @@ class Run:
             return describe_plan(specs, existing, cfg.out, quiet=self.quiet)
         if cfg.eval_only:
             specs = [self.for_eval_only(s, existing) for s in specs]
-            reused = {}
-        else:
-            reused = self.reusable(specs, existing) if cfg.resume else {}
-            if not cfg.resume:
-                self.clear_folder()
+        reused = self.reusable(specs, existing) if cfg.resume else {}
+        todo = [s for s in specs if s.job_id not in reused]
+        executor = make_executor(cfg.executor, memory_mb=cfg.job_memory_mb, ray_address=cfg.ray_address)
+        if todo:
+            executor.prepare(todo)  # e.g. a Ray cluster that cannot run the jobs is refused before anything changes
+        if not cfg.resume and not cfg.eval_only:
+            self.clear_folder()
         cfg.out.mkdir(parents=True, exist_ok=True)
         self.provenance = prov.collect(self.device, self.threads, cfg.seed, cfg.argv, executor=cfg.executor)
         self.records_by_job: dict[str, list[dict]] = {job: payload["records"] for job, payload in reused.items()}
-        todo = [s for s in specs if s.job_id not in reused]
         self.order = [s.job_id for s in specs]
         self.write_results([])  # from now on results.json describes this run, however it ends
         started = time.perf_counter()
         progress = RunProgress(todo, reused=len(reused), quiet=self.quiet)
-        executor = make_executor(cfg.executor, memory_mb=cfg.job_memory_mb, ray_address=cfg.ray_address)
 
         def on_record(spec: JobSpec, record: dict) -> None:
             self.records_by_job.setdefault(spec.job_id, []).append(record)
@@ -183,7 +183,10 @@ class Run:
         reused = {}
         for job, payload in existing.items():
             if job in wanted:
-                if payload.get("complete"):
+                failed = any(r.get("status") == "failed" for r in payload.get("records", []))
+                if payload.get("complete") and failed and self.cfg.retry_failed:
+                    self.say(f"records/{job}.json: failed before; --retry-failed runs it again")
+                elif payload.get("complete"):
                     reused[job] = payload
                 else:
                     self.say(f"records/{job}.json: the job was interrupted; it runs again from scratch")

@@ -38,6 +38,7 @@ class RunConfig:
     out: Path = Path("runs/latest")
     seeds: list[int] = field(default_factory=lambda: [0])  # accuracy jobs repeat per seed; profile uses the first
     resume: bool = False
+    retry_failed: bool = False  # with resume: run jobs that failed before again
     dry_run: bool = False
     # execution
     executor: str = "process"
@@ -80,6 +81,18 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available on this machine")
     return torch.device(name)
+
+
+def remote_cluster(cfg: RunConfig) -> bool:
+    """Jobs run on an existing Ray cluster's nodes, not on this machine."""
+    return cfg.executor == "ray" and bool(cfg.ray_address or os.environ.get("RAY_ADDRESS"))
+
+
+def run_device(cfg: RunConfig) -> torch.device:
+    """The device the jobs run on; on a remote cluster `cuda` is the nodes' to have (the executor checks)."""
+    if cfg.device == "cuda" and remote_cluster(cfg):
+        return torch.device("cuda")
+    return resolve_device(cfg.device)
 
 
 def default_threads() -> int:

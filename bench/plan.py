@@ -142,7 +142,7 @@ def _weight_settings(cfg: RunConfig) -> dict:
     for key in ("weights", "vgg_weights"):
         path = getattr(cfg, key)
         if path:
-            out[key] = {"path": str(path), "sha256": file_digest(path)}
+            out[key] = {"path": str(Path(path).resolve()), "sha256": file_digest(path)}
     return out
 
 

@@ -76,8 +76,11 @@ def check_choices(cfg: RunConfig) -> None:
         raise UsageError("--checkpoints goes with --suite deploy")
     if cfg.job_memory_mb and cfg.device == "cuda":
         raise UsageError("--job-memory-mb limits CPU memory only; it cannot limit a CUDA device")
+    if cfg.retry_failed and not cfg.resume:
+        raise UsageError("--retry-failed goes with --resume")
+    # On a Ray cluster the nodes run the jobs: a CPU-only driver may send CUDA jobs (the executor checks the GPUs).
     try:
-        config.resolve_device(cfg.device)
+        config.run_device(cfg)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     unknown = [v for v in cfg.variants if v not in config.VARIANT_NAMES]

@@ -189,3 +189,14 @@ def test_dry_run_prints_the_plan_and_measures_nothing(tmp_path, capsys):
 def test_unknown_model_is_one_clear_error(tmp_path):
     with pytest.raises(ValueError, match="--models: unknown model 'nope'"):
         api.run("quick", ["nope"], out=tmp_path, quiet=True)
+
+
+def test_retry_failed_reruns_only_the_failed_jobs(tmp_path, capsys):
+    first = quick(["tiny_ok", "tiny_broken"], tmp_path)
+    again = quick(["tiny_ok", "tiny_broken"], tmp_path, resume=True, retry_failed=True)
+    err = capsys.readouterr().err
+    assert "failed before; --retry-failed runs it again" in err
+    ok_first, ok_again = row(first, "tiny_ok"), row(again, "tiny_ok")
+    assert ok_again["started_at"] == ok_first["started_at"]  # the ok job was reused
+    assert row(again, "tiny_broken", "ort-fp32")["started_at"] >= row(first, "tiny_broken", "ort-fp32")["started_at"]
+    assert row(again, "tiny_broken", "ort-fp32")["status"] == "failed"

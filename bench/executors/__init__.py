@@ -1,5 +1,6 @@
 """Executors turn job specs into records. Each takes the planned specs and calls back as records arrive:
 
+    executor.prepare(specs)   # before the run folder changes: refuse what cannot run (exit 2)
     executor.run(specs, on_record(spec, record), on_done(spec), on_progress(spec, text))
 
 - `inline`: every job in this process, one after the other (debugging; the tests of single probes).
@@ -24,6 +25,8 @@ OnProgress = Callable[[JobSpec, str], None]
 
 class Executor(Protocol):
     name: str
+
+    def prepare(self, specs: list[JobSpec]) -> None: ...
 
     def run(self, specs: list[JobSpec], on_record: OnRecord, on_done: OnDone, on_progress: OnProgress) -> None: ...
 

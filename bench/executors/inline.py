@@ -13,6 +13,9 @@ from bench.quiet import filtered_stderr
 class InlineExecutor:
     name = "inline"
 
+    def prepare(self, specs: list[JobSpec]) -> None:
+        """Nothing to set up before the first job: workers start as jobs need them."""
+
     def run(self, specs: list[JobSpec], on_record: OnRecord, on_done: OnDone, on_progress: OnProgress) -> None:
         with filtered_stderr():
             for spec in specs:

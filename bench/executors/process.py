@@ -152,6 +152,9 @@ class ProcessExecutor:
             self.worker = Worker(model, process, parent)
         return self.worker
 
+    def prepare(self, specs: list[JobSpec]) -> None:
+        """Nothing to set up before the first job: workers start as jobs need them."""
+
     def run(self, specs: list[JobSpec], on_record: OnRecord, on_done: OnDone, on_progress: OnProgress) -> None:
         try:
             for spec in specs:
