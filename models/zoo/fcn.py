@@ -83,5 +83,12 @@ class FCN32s(nn.Module):
     input_size=256,
     description="VGG16 FCN-32s, fc6/fc7 as convolutions, one stride-32 transposed conv; 134.3M params",
 )
-def fcn32(*, in_channels: int = 3, classes: int = 1, dropout: float = 0.5) -> nn.Module:
-    return FCN32s(in_channels=in_channels, classes=classes, dropout=dropout)
+def fcn32(*, in_channels: int = 3, classes: int = 1, dropout: float = 0.5, weights: str | None = None) -> nn.Module:
+    """`weights`: a local torchvision VGG16 (or VGG16-BN) state-dict file for the VGG16 part (never downloaded);
+    the net then records `pretrained = "local:<path>"`."""
+    net = FCN32s(in_channels=in_channels, classes=classes, dropout=dropout)
+    if weights:
+        from models.vgg_weights import load_into_fcn32
+
+        net.pretrained = load_into_fcn32(net, weights)
+    return net
