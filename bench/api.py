@@ -45,6 +45,15 @@ def _check_model_options(cfg: RunConfig, names: list[str]) -> None:
             raise ValueError(f"--model-arg {key}: none of the selected models ({', '.join(names)}) takes {key!r}")
     if cfg.labelled_defects is not None and cfg.labelled_defects < 0:
         raise ValueError("--labelled-defects must be >= 0")
+    if cfg.labelled_defects is not None:
+        from models.registry import uses_labels
+
+        unsupervised = [n for n in names if not uses_labels(n)]
+        if unsupervised:
+            raise ValueError(f"--labelled-defects: {', '.join(unsupervised)} cannot learn from labels (they would "
+                             "train on the defects as normal images); select models that can, e.g. segmenters")
+    if cfg.schedule is not None and cfg.schedule not in ("budget", "constant"):
+        raise ValueError(f"--schedule must be budget or constant, got {cfg.schedule!r}")
     if cfg.folds < 2:
         raise ValueError("--folds must be >= 2")
 
@@ -79,7 +88,8 @@ def run(suite: str = "profile", models: Sequence[str] | None = None, *, image_si
         data_root: str | Path | None = None, categories: Sequence[str] | None = None, epochs: int | None = None,
         train_minutes: Sequence[float] | float | None = None, labelled_defects: int | None = None, folds: int = 5,
         weights: str | None = None, vgg_weights: str | None = None, model_args: dict | None = None,
-        eval_only: bool = False, argv: list[str] | None = None, quiet: bool = False) -> pd.DataFrame:
+        eval_only: bool = False, argv: list[str] | None = None, quiet: bool = False,
+        schedule: str | None = None) -> pd.DataFrame:
     """Run a suite; write RUN/records/*.json, RUN/results.json and RUN/results.csv; return the table."""
     if suite not in SUITES:
         raise ValueError(f"--suite must be one of {', '.join(SUITES)}, got {suite!r}")
@@ -91,7 +101,7 @@ def run(suite: str = "profile", models: Sequence[str] | None = None, *, image_si
                     categories=list(categories) if categories else None, epochs=epochs,
                     train_minutes=sorted(float(m) for m in train_minutes) if train_minutes else None,
                     labelled_defects=labelled_defects, folds=folds, weights=weights, vgg_weights=vgg_weights,
-                    model_args=dict(model_args or {}), eval_only=eval_only, argv=argv)
+                    model_args=dict(model_args or {}), eval_only=eval_only, argv=argv, schedule=schedule)
     dev = resolve_device(device)
     n_threads = threads or default_threads()
     torch.set_num_threads(n_threads)

@@ -84,6 +84,8 @@ def run_cmd(
     vgg_weights: Optional[Path] = typer.Option(None, help="local torchvision VGG11 state dict for the perceptual loss"),
     model_arg: Optional[list[str]] = typer.Option(None, help="KEY=VALUE for the builders that take KEY (e.g. n_gaussians=150); repeatable"),
     eval_only: bool = typer.Option(False, help="re-evaluate the checkpoints stored in --out instead of training"),
+    schedule: Optional[str] = typer.Option(None, help="learning rate: budget (warm-up, linear decay to 0 at the "
+                                           "budget's end; default) | constant (default for --suite paper)"),
 ) -> None:
     """Measure the models: cost (profile), accuracy, or both with a report (all)."""
     from bench import api
@@ -95,7 +97,8 @@ def run_cmd(
                         categories=_split(categories), epochs=epochs, train_minutes=minutes,
                         labelled_defects=labelled_defects, folds=folds, weights=str(weights) if weights else None,
                         vgg_weights=str(vgg_weights) if vgg_weights else None,
-                        model_args=_parse_model_args(model_arg or []), eval_only=eval_only, argv=sys.argv)
+                        model_args=_parse_model_args(model_arg or []), eval_only=eval_only, argv=sys.argv,
+                        schedule=schedule)
     except (ValueError, KeyError, FileNotFoundError) as exc:
         _fail(exc)
     if (frame["status"] != "ok").any():

@@ -54,6 +54,7 @@ class RunConfig:
     eval_only: bool = False  # evaluate the checkpoints of an earlier run in `out` instead of training
     labelled_defects: int | None = None  # train on N real labelled defects, k-fold over the test set
     folds: int = 5
+    schedule: str | None = None  # learning-rate schedule: "budget" | "constant"; None: the suite's default
     # model construction
     weights: str | None = None  # a local torchvision backbone state dict, for builders that take `weights`
     vgg_weights: str | None = None
@@ -243,6 +244,11 @@ def default_epochs(cfg: RunConfig, stages: list[float]) -> int:
     return 10**9 if math.isfinite(stages[-1]) else 10
 
 
+def schedule_for(cfg: RunConfig) -> str:
+    """--schedule if given; else `constant` for `paper` (the authors' protocols) and `budget` for the CPU suites."""
+    return cfg.schedule or ("constant" if cfg.suite == "paper" else "budget")
+
+
 def accuracy_job_ids(name: str, category: str, cfg: RunConfig) -> list[str]:
     """One job id per training-time stage of (model, category)."""
     size = image_size_for(cfg, name)
@@ -314,6 +320,7 @@ def accuracy_jobs(name: str, category: str, cfg: RunConfig, device: torch.device
     """
     import datasets
     from bench.metrics import compute_all
+    from datasets.in_memory import InMemory
     from models import get_entry
     from models.base import Budget
 
@@ -332,14 +339,16 @@ def accuracy_jobs(name: str, category: str, cfg: RunConfig, device: torch.device
     try:
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
-        train_set = datasets.open_dataset(cfg.dataset, data_root, category, "train", size)
-        test_set = datasets.open_dataset(cfg.dataset, data_root, category, "test", size)
+        # decoded once for the run: every epoch and every stage's evaluation read them again
+        train_set = InMemory(datasets.open_dataset(cfg.dataset, data_root, category, "train", size))
+        test_set = InMemory(datasets.open_dataset(cfg.dataset, data_root, category, "test", size))
         detector = None if cfg.labelled_defects is not None else build_detector(name, cfg, size).to(device)
         previous = 0.0
         for minutes in stages:
             record = dict(base, job_id=ids[minutes], status="ok", error="", started_at=_now(),
                           train_minutes=minutes if math.isfinite(minutes) else None)
-            budget = Budget(epochs=max(1, epochs - epochs_done), minutes=minutes - previous)
+            # the epoch cap is the run's: earlier stages' steps count against it (a stage past it trains 0 steps)
+            budget = Budget(epochs=epochs, minutes=minutes - previous, steps_done=steps, schedule=schedule_for(cfg))
             previous = minutes
             if detector is None:
                 ev, facts = _fit_on_labelled_folds(name, cfg, size, device, train_set, test_set, budget, report_step)
@@ -356,12 +365,13 @@ def accuracy_jobs(name: str, category: str, cfg: RunConfig, device: torch.device
                 report = detector.fit(_train_loader(train_set, cfg), budget, progress=report_step)
                 trained_seconds += report.train_seconds
                 steps += report.steps
-                epochs_done += report.epochs
+                epochs_done = round(steps / report.batches_per_epoch, 3)
                 ckpt = Path(cfg.out) / "checkpoints" / f"{record['job_id']}.safetensors"
                 detector.save(ckpt)
                 ev = evaluate(detector, test_set, cfg.train_batch_size)
                 facts = dict(train_seconds=trained_seconds, epochs=epochs_done, steps=steps, final_loss=report.final_loss,
-                             stopped_by=report.stopped_by, checkpoint=str(ckpt.relative_to(cfg.out)), **detector.info())
+                             stopped_by=report.stopped_by, schedule=report.schedule,
+                             checkpoint=str(ckpt.relative_to(cfg.out)), **detector.info())
             has_maps = "maps" in ev
             record.update(compute_all(ev["labels"], ev["scores"], ev["masks"] if has_maps else None, ev.get("maps")))
             record.update(facts, gallery_file=str(_save_gallery(ev, name, category, cfg).relative_to(cfg.out)),
