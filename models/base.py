@@ -31,34 +31,40 @@ from models.schedule import DEFAULT_WARMUP, FitClock, check_schedule, mean_budge
 class Budget:
     """How long one `fit` may train, and how its learning rate moves.
 
-    - `epochs`: passes over the training data, counted over the whole training run: the steps of earlier
-      fits of the same run (`steps_done`, e.g. the earlier stages of a learning curve) count against it, and a
-      fit whose cap is already reached trains 0 steps.
-    - `minutes`: wall-clock minutes of THIS fit. Training stops at whichever of the two ends first.
-    - `max_steps`: a hard cap on this fit's optimiser steps (tests, smoke runs).
-    - `schedule`: "budget" warms up over the first `warmup` fraction of this fit's budget and then decays the
-      learning rate linearly to zero at its end (`models.schedule`); "constant" keeps each model's own rate
-      (the authors' protocols). Either way the base rate is the model's own (`make_optimizer`).
+    A *run* is one detector trained once; it may be fitted in several stages (a learning curve evaluated after
+    1, 3 and 10 minutes), each stage one `fit` with its own Budget that says where the run stands.
+    - `epochs`: the run's cap in passes over the training data (fractions allowed); the steps of earlier
+      stages (`steps_done`) count against it, and a fit whose cap is already reached trains 0 steps.
+    - `minutes`: wall-clock minutes of THIS fit. It stops at whichever of the caps ends first.
+    - `max_steps`: a hard cap on this fit's optimiser steps (tests, smoke runs); not part of the schedule.
+    - `run_minutes`: the run's whole time budget (the last stage's end), the schedule's horizon on the wall
+      clock; None: this fit's `minutes`. `seconds_done`: the run's time budget spent by earlier stages (the
+      previous stage's end, in seconds), so that the schedule reaches 0 exactly at the last stage's end.
+    - `schedule`: "budget" warms up over the first `warmup` fraction of the run and then decays the learning
+      rate linearly to zero at the run's end (`models.schedule`); "constant" keeps each model's own rate (the
+      authors' protocols). Either way the base rate is the model's own (`make_optimizer`).
 
-    The budget's clock is optimiser steps for `epochs`/`max_steps` (bit-reproducible) and wall time for
-    `minutes`; with both, the schedule follows whichever is further along. A fit is its own schedule: the
-    stages of a learning curve are separate fits, each warming up and decaying to zero at its own end
-    (see `models.schedule` for why).
+    The schedule's clock is optimiser steps for `epochs` (bit-reproducible) and wall time for minutes; with
+    both, it follows whichever is further along. The stages of a learning curve share ONE schedule, to the
+    last stage's end; the earlier stages are evaluated on the weights as they are then (see `models.schedule`).
     """
 
-    epochs: int = 1
+    epochs: float = 1
     minutes: float = math.inf
     max_steps: int | None = None
     steps_done: int = 0
+    run_minutes: float | None = None
+    seconds_done: float = 0.0
     schedule: str = "budget"
     warmup: float = DEFAULT_WARMUP
 
     def __post_init__(self):
         check_schedule(self.schedule)
-        if self.epochs < 0 or self.steps_done < 0:
-            raise ValueError(f"epochs and steps_done must be >= 0; got {self.epochs}, {self.steps_done}")
-        if not self.minutes > 0:
-            raise ValueError(f"minutes must be > 0; got {self.minutes}")
+        if self.epochs < 0 or self.steps_done < 0 or self.seconds_done < 0:
+            raise ValueError(f"epochs, steps_done and seconds_done must be >= 0; got {self.epochs}, "
+                             f"{self.steps_done}, {self.seconds_done}")
+        if not self.minutes > 0 or (self.run_minutes is not None and not self.run_minutes > 0):
+            raise ValueError(f"minutes and run_minutes must be > 0; got {self.minutes}, {self.run_minutes}")
         if not 0.0 <= self.warmup < 1.0:
             raise ValueError(f"warmup must be a fraction in [0, 1); got {self.warmup}")
 
@@ -143,17 +149,19 @@ class Detector(ABC):
         if batches_per_epoch == 0:
             raise ValueError("the training data yielded no batch")
         report = FitReport(batches_per_epoch=batches_per_epoch, schedule=budget.schedule)
-        epoch_cap = budget.epochs * batches_per_epoch - budget.steps_done  # steps left under the run's epoch cap
-        steps_allowed = epoch_cap if budget.max_steps is None else min(epoch_cap, budget.max_steps)
-        if steps_allowed <= 0:
-            report.stopped_by = "epochs"  # the run's epoch cap was reached by earlier fits
+        run_steps = round(budget.epochs * batches_per_epoch)  # the run's step cap, and the step clock's horizon
+        epoch_cap = run_steps - budget.steps_done  # steps left under it
+        if epoch_cap <= 0 or budget.max_steps == 0:
+            report.stopped_by = "epochs" if epoch_cap <= 0 else "max_steps"  # earlier stages reached the cap
             return report
         optimizer = self._optimizer = getattr(self, "_optimizer", None) or self.make_optimizer()
         for group in optimizer.param_groups:
             group.setdefault("base_lr", group["lr"])
-        # A step budget far beyond what the minutes allow (the runner's "no epoch cap") must not flatten the
+        # A step cap far beyond what the minutes allow (the runner's "no epoch cap") does not flatten the
         # schedule: the clock takes the larger fraction, so the minutes drive it then.
-        clock = FitClock(steps_allowed, budget.minutes * 60.0, now=self.clock)
+        run_seconds = (budget.minutes if budget.run_minutes is None else budget.run_minutes) * 60.0
+        clock = FitClock(run_steps, run_seconds, steps_done=budget.steps_done, seconds_done=budget.seconds_done,
+                         now=self.clock)
         step_started_at = [0.0]  # progress when the current step began
 
         def apply_rate(opt, args, kwargs):

@@ -21,6 +21,18 @@ Each optimiser update uses the mean of `factor` over the stretch of the budget i
 [p at the step's start, p when the update is applied], so the learning rate integrated over the steps
 equals the integral of the continuous schedule: no step is wasted at lr 0 (the first step of a warm-up,
 the last one of a decay), and the schedule is at 0 when the budget is spent.
+
+Stages. A learning curve (`--train-minutes 1,3,10`) is ONE run fitted in stages: the schedule spans the whole
+run, warming up at its start and reaching 0 at the last stage's end, and each earlier stage is evaluated on the
+weights as they are at that point (`Budget.run_minutes`, `steps_done`, `seconds_done` say where a stage sits).
+So the last stage is the model a run with that whole budget gives (`1,3,10` and `10` agree at 10), and the
+earlier points show how that run got there, not the best a run of their own size could do (`--train-minutes 1`
+answers that). Measured before choosing (U-Net, synthetic fabric at 64 px, 48 and 144 steps standing for 1
+and 3 minutes, one seed; image / pixel AUROC): restarting the schedule per stage (warm-up and decay to 0 at
+each stage's end) gave 0.800 / 0.864 after stage 1 and 0.828 / 0.973 after stage 2; one schedule gave
+0.829 / 0.967 at the first point and 0.857 / 0.961 at the end, and an exponential moving average of its
+weights did no better at the first point (0.821 / 0.957). The constant rate gave 0.853 / 0.933, then 0.734 /
+0.903 at 144 steps: it got worse with training, which the decaying schedule does not.
 """
 from __future__ import annotations
 
@@ -66,32 +78,30 @@ def mean_budget_factor(start: float, end: float, warmup: float = DEFAULT_WARMUP)
 
 
 class FitClock:
-    """The progress of one fit through its budget, on the budget's own clock(s).
+    """The progress of a training run through its budget, on the budget's own clock(s), during one fit.
 
-    `steps_allowed` (None: no step budget) and `seconds_allowed` (inf: no time budget) are this fit's
-    shares of the budget; `now` is the wall clock (a fake one in tests).
+    `steps_allowed` (None: no step budget) and `seconds_allowed` (inf: no time budget) are the run's whole
+    budget (the schedule's horizon); `steps_done` and `seconds_done` what earlier fits of the same run used of
+    it; `now` is the wall clock (a fake one in tests), started when the fit starts.
     """
 
-    def __init__(self, steps_allowed: float | None, seconds_allowed: float,
-                 now: Callable[[], float] = time.perf_counter):
+    def __init__(self, steps_allowed: float | None, seconds_allowed: float, *, steps_done: int = 0,
+                 seconds_done: float = 0.0, now: Callable[[], float] = time.perf_counter):
         self.steps_allowed = steps_allowed
         self.seconds_allowed = seconds_allowed
+        self.steps_done, self.seconds_done = steps_done, seconds_done
         self.now = now
         self.started = now()
 
     def elapsed(self) -> float:
+        """Seconds since this fit started."""
         return self.now() - self.started
 
-    def progress(self, steps: float, seconds: float | None = None) -> float:
-        """The larger of the step fraction and the time fraction (0 when neither budget is finite)."""
+    def progress(self, steps: float) -> float:
+        """After `steps` steps of this fit, now: the larger of the run's step fraction and its time fraction."""
         fractions = [0.0]
         if self.steps_allowed is not None and self.steps_allowed > 0:
-            fractions.append(steps / self.steps_allowed)
+            fractions.append((self.steps_done + steps) / self.steps_allowed)
         if math.isfinite(self.seconds_allowed) and self.seconds_allowed > 0:
-            fractions.append((self.elapsed() if seconds is None else seconds) / self.seconds_allowed)
+            fractions.append((self.seconds_done + self.elapsed()) / self.seconds_allowed)
         return max(fractions)
-
-    @property
-    def bounded(self) -> bool:
-        """Whether the budget has an end the schedule can decay to."""
-        return self.steps_allowed is not None or math.isfinite(self.seconds_allowed)

@@ -156,21 +156,35 @@ def batches_at(size, n=2):
     return [{"image": torch.rand(2, 3, size, size, generator=g), "mask": torch.zeros(2, size, size)} for _ in range(n)]
 
 
-def test_stages_each_warm_up_and_decay_and_share_the_epoch_cap():
-    """A learning curve is one run fitted in stages: each stage's fit is its own schedule (warm-up, decay to 0
-    at the stage's end) and continues the optimiser; the run's epoch cap counts every stage's steps."""
-    detector = ToyDetector()
-    first = detector.fit(batches(5), Budget(epochs=2, max_steps=4))
-    optimizer = detector._optimizer
-    second = detector.fit(batches(5), Budget(epochs=2, max_steps=4, steps_done=first.steps))
-    assert detector._optimizer is optimizer and optimizer.state  # Adam's moments carried over
-    assert first.learning_rates == pytest.approx(interval_means(4)) == second.learning_rates
-    # 8 of the cap's 10 steps are done: the third stage may take 2 (its schedule spans those 2), a fourth none
-    third = detector.fit(batches(5), Budget(epochs=2, max_steps=4, steps_done=8))
-    assert third.steps == 2 and third.stopped_by == "epochs"
-    assert third.learning_rates == pytest.approx(interval_means(2))
-    fourth = detector.fit(batches(5), Budget(epochs=2, max_steps=4, steps_done=10))
+def test_stages_of_a_run_share_one_schedule_and_the_epoch_cap():
+    """A learning curve is one run fitted in stages: the stages continue one schedule (and the optimiser) to the
+    run's end, and the run's epoch cap counts every stage's steps."""
+    data = batches(5)
+    whole = ToyDetector().fit(data, Budget(epochs=2))  # the same run in one fit: 10 steps
+    staged = ToyDetector()
+    first = staged.fit(data, Budget(epochs=2, max_steps=3))
+    optimizer = staged._optimizer
+    second = staged.fit(data, Budget(epochs=2, max_steps=4, steps_done=3))
+    assert staged._optimizer is optimizer and optimizer.state  # Adam's moments carried over
+    third = staged.fit(data, Budget(epochs=2, max_steps=4, steps_done=7))  # only 3 steps are left under the cap
+    assert (first.steps, second.steps, third.steps) == (3, 4, 3)
+    assert third.stopped_by == "epochs"
+    assert first.learning_rates + second.learning_rates + third.learning_rates == pytest.approx(whole.learning_rates)
+    assert third.learning_rates[-1] == pytest.approx(whole.learning_rates[-1])  # at 0 when the run ends
+    fourth = staged.fit(data, Budget(epochs=2, steps_done=10))
     assert fourth.steps == 0 and fourth.stopped_by == "epochs" and fourth.learning_rates == []
+
+
+def test_minute_stages_decay_to_the_last_stages_end():
+    """--train-minutes 1,2 on a fake clock: stage 2's schedule continues from 60 s and ends at 0 at 120 s."""
+    clock = FakeClock()
+    detector = ToyDetector(clock=clock, step_seconds=6.0)
+    first = detector.fit(batches(5), Budget(epochs=1000, minutes=1.0, run_minutes=2.0))
+    clock.now += 30.0  # evaluation between the stages is not training time
+    second = detector.fit(batches(5), Budget(epochs=1000, minutes=1.0, run_minutes=2.0, steps_done=first.steps,
+                                             seconds_done=60.0))
+    assert first.steps == second.steps == 10
+    assert first.learning_rates + second.learning_rates == pytest.approx(interval_means(20))
 
 
 def test_every_registered_model_says_whether_it_learns_from_labels():
