@@ -347,8 +347,11 @@ def accuracy_jobs(name: str, category: str, cfg: RunConfig, device: torch.device
         for minutes in stages:
             record = dict(base, job_id=ids[minutes], status="ok", error="", started_at=_now(),
                           train_minutes=minutes if math.isfinite(minutes) else None)
-            # the epoch cap is the run's: earlier stages' steps count against it (a stage past it trains 0 steps)
-            budget = Budget(epochs=epochs, minutes=minutes - previous, steps_done=steps, schedule=schedule_for(cfg))
+            # One run: the epoch cap counts every stage's steps (a stage past it trains 0 steps), and one schedule
+            # spans all stages, reaching 0 at the last stage's end (models.schedule, "Stages").
+            budget = Budget(epochs=epochs, minutes=minutes - previous, steps_done=steps,
+                            run_minutes=stages[-1] if math.isfinite(stages[-1]) else None, seconds_done=previous * 60.0,
+                            schedule=schedule_for(cfg))
             previous = minutes
             if detector is None:
                 ev, facts = _fit_on_labelled_folds(name, cfg, size, device, train_set, test_set, budget, report_step)
