@@ -23,6 +23,7 @@ from torch import nn
 from models.anomaly_synth import synthesize_anomalies
 from models.base import Detector
 
+OPTIMIZERS = ("adam", "sgd")  # Adam for every segmenter but FCN-32s, whose recipe is SGD (models/zoo/fcn.py)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -86,6 +87,9 @@ class SegmenterDetector(Detector):
         top_k_fraction: float = 0.01,
         anomaly_probability: float = 0.5,
         grad_clip: float | None = None,
+        optimizer: str = "adam",
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
     ):
         super().__init__(image_size)
         self.name = name
@@ -94,6 +98,9 @@ class SegmenterDetector(Detector):
         self.seed = int(seed)
         self.lr = float(lr)
         self.grad_clip = None if grad_clip is None else float(grad_clip)
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {optimizer!r}")
+        self.optimizer_name, self.momentum, self.weight_decay = optimizer, float(momentum), float(weight_decay)
         self.anomaly_probability = float(anomaly_probability)
         self.generator = torch.Generator().manual_seed(self.seed)
         self._inference = SegmenterInference(net, top_k_fraction=top_k_fraction)
@@ -110,7 +117,10 @@ class SegmenterDetector(Detector):
         return self
 
     def make_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=self.lr)
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        if self.optimizer_name == "sgd":
+            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
 
     def fit(self, train_data, budget, progress=None):
         report = super().fit(train_data, budget, progress)
@@ -165,6 +175,7 @@ class SegmenterDetector(Detector):
             "seed": self.seed,
             "lr": self.lr,
             "grad_clip": self.grad_clip,
+            "optimizer": self.optimizer_name,
             "top_k_fraction": self._inference.top_k_fraction,
             "anomaly_probability": self.anomaly_probability,
         }
