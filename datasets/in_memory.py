@@ -1,11 +1,13 @@
 """`InMemory(dataset)`: a dataset whose items are decoded once and then served from memory.
 
-Training reads every image once per epoch: a PNG decode and a resize each time (about 3-6 ms an image at
-128 px on one core). For a cheap model that is a large share of a step (see the README's figures), and a learning
-curve also re-reads the test set after every stage. The wrapper keeps each decoded item, images as uint8
-(a quarter of float32's memory: 49 KB an image at 128 px, 786 KB at 512) and masks as bool, and rebuilds
-exactly the float32 tensors the wrapped dataset returns (`load_image` divides 8-bit values by 255 in float32,
-as we do), so training on it is bit-identical to training on the files.
+Training reads every image once per epoch: a PNG decode and a resize each time. Measured on the synthetic
+fabric (shared 2-core machine, one thread): a batch of 8 took 46 ms from the files at 28 px and 80 ms at 120 px,
+1.4 and 3.9 ms from memory; against capsnet_ad's ~190 ms training step (28 px) that is a fifth of the step, for
+U-Net (~1.3 s at 128 px) a few per cent. A learning curve also re-reads the test set after every stage. The
+wrapper keeps each decoded item, images as uint8 (a quarter of float32's memory: 49 KB an image at 128 px,
+786 KB at 512) and masks as bool, and rebuilds exactly the float32 tensors the wrapped dataset returns
+(`load_image` divides 8-bit values by 255 in float32, as we do), so training on it is bit-identical to
+training on the files.
 Items are decoded on first access, so wrapping costs nothing until the data is read.
 """
 from __future__ import annotations
