@@ -25,7 +25,7 @@ import statistics
 import sys
 import textwrap
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: the checkout's packages
