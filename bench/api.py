@@ -20,6 +20,7 @@ from bench.plan import JobSpec
 from bench.progress import RunProgress
 from bench.validate import UsageError
 
+RESULTS_EVERY = 30.0  # seconds between rewrites of results.json / results.csv during a run
 # What a fresh run (no --resume) replaces in its folder: a run folder describes one run.
 RUN_OUTPUTS = ("records", "results.json", "results.csv", "report", "gallery", "checkpoints", "tmp", "superseded")
 
@@ -144,11 +145,17 @@ class Run:
                               self.provenance, complete=False)
             progress.record(spec, record)
 
+        last_write = [time.perf_counter()]
+
         def on_done(spec: JobSpec) -> None:
             results.write_job(cfg.out, spec.job_id, spec.to_dict(), self.records_by_job.get(spec.job_id, []),
                               self.provenance, complete=True)
             progress.done(spec)
-            self.write_results(mean_rows(self.all_records()))
+            # The job files are the record of truth; results.json follows them at most every RESULTS_EVERY
+            # seconds (on a large cluster rewriting it at every job end would occupy the driver) and at the end.
+            if time.perf_counter() - last_write[0] >= RESULTS_EVERY:
+                self.write_results(mean_rows(self.all_records()))
+                last_write[0] = time.perf_counter()
 
         with progress:
             executor.run(todo, on_record, on_done, progress.update)

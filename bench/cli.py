@@ -126,7 +126,7 @@ def run_cmd(
     schedule: Optional[str] = typer.Option(None, help="learning rate: budget (decays to zero at the budget's end) | constant"),
     labelled_defects: Optional[int] = typer.Option(None, help="train on N labelled real defects, k-fold over the test set"),
     folds: int = typer.Option(5, help="folds for --labelled-defects"),
-    weights: Optional[Path] = typer.Option(None, help="local torchvision backbone state dict (PIADE: ResNet-50; pyramid_ae: ResNet-18)"),
+    weights: Optional[Path] = typer.Option(None, help="local torchvision backbone state dict (PIADE: ResNet-50; pyramid_ae: ResNet-18; fcn32, segnet: VGG16)"),
     vgg_weights: Optional[Path] = typer.Option(None, help="local torchvision VGG11 state dict for the perceptual loss"),
     model_arg: Optional[list[str]] = typer.Option(None, help="KEY=VALUE for the builders that take KEY (e.g. n_gaussians=150); repeatable"),
     eval_only: bool = typer.Option(False, help="re-evaluate the checkpoints stored in --out instead of training"),

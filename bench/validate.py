@@ -126,6 +126,13 @@ def check_model_options(cfg: RunConfig, names: list[str]) -> None:
     for key in cfg.model_args:
         if key not in accepted:
             raise UsageError(f"--model-arg {key}: none of the selected models ({', '.join(names)}) takes {key!r}")
+    if cfg.labelled_defects is not None and cfg.suite in config.ACCURACY_SUITES:
+        from models import uses_labels
+
+        refusing = [n for n in names if not uses_labels(n)]
+        if refusing:
+            raise UsageError(f"--labelled-defects: {', '.join(refusing)} cannot learn from labels (trained on normal "
+                             f"images only, it would fit the defects as normal); choose models that use labels")
 
 
 def resolve_data(cfg: RunConfig) -> tuple[Path | None, list[str]]:

@@ -142,3 +142,10 @@ def test_fmt_keeps_every_digit_that_matters():
     assert fmt(0.012345678) == "0.01235"
     assert fmt(123456.7) == "123,457"
     assert fmt(math.nan) == "-"
+
+
+def test_labelled_defects_refused_for_models_that_cannot_use_labels(tmp_path):
+    result = invoke("run", "--suite", "accuracy", "--models", "unet,pixel_stats,vtadl", "--labelled-defects", "5",
+                    "--out", str(tmp_path / "run"))
+    assert result.exit_code == 2
+    assert "--labelled-defects: pixel_stats, vtadl cannot learn from labels" in result.stderr

@@ -116,6 +116,7 @@ def run_accuracy(spec: JobSpec, progress: Callable[[str], None] | None = None) -
     """One record per stage of `spec.stages` (minutes after which to evaluate; None = until the epoch cap)."""
     import datasets
     from bench.fingerprint import test_set_fingerprint
+    from datasets.in_memory import InMemory
     from models.base import Budget
 
     settings = spec.settings
@@ -123,6 +124,7 @@ def run_accuracy(spec: JobSpec, progress: Callable[[str], None] | None = None) -
     run_dir = Path(spec.run_dir)
     base = dict(spec.base_record(), host=host())
     cap = settings["epochs"] if settings["epochs"] is not None else NO_EPOCH_CAP
+    last_stage = spec.stages[-1] if spec.stages and spec.stages[-1] is not None else None
     report_step = (lambda step, loss: progress(f"step {step} loss {loss:.4g}")) if progress else None
     finished: set = set()
     started = time.perf_counter()
@@ -132,8 +134,9 @@ def run_accuracy(spec: JobSpec, progress: Callable[[str], None] | None = None) -
         torch.manual_seed(spec.seed)
         np.random.seed(spec.seed)
         root = Path(spec.data_root) if spec.data_root else None
-        train_set = datasets.open_dataset(spec.dataset, root, spec.category or None, "train", spec.image_size)
-        test_set = datasets.open_dataset(spec.dataset, root, spec.category or None, "test", spec.image_size)
+        # decoded once for the job: every epoch and every stage's evaluation read them again
+        train_set = InMemory(datasets.open_dataset(spec.dataset, root, spec.category or None, "train", spec.image_size))
+        test_set = InMemory(datasets.open_dataset(spec.dataset, root, spec.category or None, "test", spec.image_size))
         fingerprint = test_set_fingerprint(spec.dataset, root, spec.category, test_set)
         labelled = settings.get("labelled_defects") is not None
         detector = None if labelled else build_detector(spec.model, spec.image_size, spec.seed, settings).to(device)
@@ -141,8 +144,11 @@ def run_accuracy(spec: JobSpec, progress: Callable[[str], None] | None = None) -
         for minutes in spec.stages:
             record = dict(base, status="ok", error="", started_at=now(), train_minutes=minutes)
             stage_minutes = math.inf if minutes is None else minutes - previous
+            # One run: the epoch cap counts every stage's steps (a stage past it trains 0 steps), and one schedule
+            # spans all stages, reaching zero at the last stage's end (models/schedule.py, "Stages").
+            budget = Budget(epochs=cap, minutes=stage_minutes, steps_done=steps, run_minutes=last_stage,
+                            seconds_done=previous * 60.0, schedule=settings["schedule"])
             previous = minutes if minutes is not None else previous
-            budget = Budget(epochs=max(1, cap - epochs_done), minutes=stage_minutes)
             ckpt = run_dir / "checkpoints" / f"{spec.job_id}__{stage_name(minutes)}.safetensors"
             if labelled:
                 ev, facts = fit_on_labelled_folds(spec, device, train_set, test_set, budget, report_step)
@@ -154,19 +160,19 @@ def run_accuracy(spec: JobSpec, progress: Callable[[str], None] | None = None) -
                 facts = {k: v for k, v in (spec.previous.get(stage_name(minutes)) or {}).items() if k in TRAINING_FACTS}
                 facts.update(checkpoint=str(ckpt.relative_to(run_dir)), evaluated_from_checkpoint=True, **detector.info())
             else:
-                if epochs_done < cap:
-                    report = detector.fit(_train_loader(train_set, settings["train_batch_size"], spec.seed), budget,
-                                          progress=report_step)
-                    trained_seconds += report.train_seconds
-                    steps += report.steps
-                    epochs_done += report.epochs
-                    final_loss, stopped_by = report.final_loss, report.stopped_by
-                else:  # the epoch cap was reached in an earlier stage: this stage evaluates the same weights
-                    stopped_by = "epochs"
+                report = detector.fit(_train_loader(train_set, settings["train_batch_size"], spec.seed), budget,
+                                      progress=report_step)  # past the run's epoch cap it trains 0 steps
+                trained_seconds += report.train_seconds
+                steps += report.steps
+                epochs_done = round(steps / report.batches_per_epoch, 3)
+                if report.steps:
+                    final_loss = report.final_loss
+                stopped_by = report.stopped_by
                 detector.save(ckpt)
                 ev = evaluate(detector, test_set, settings["train_batch_size"])
                 facts = dict(train_seconds=trained_seconds, epochs=epochs_done, steps=steps, final_loss=final_loss,
-                             stopped_by=stopped_by, checkpoint=str(ckpt.relative_to(run_dir)), **detector.info())
+                             stopped_by=stopped_by, schedule=settings["schedule"],
+                             checkpoint=str(ckpt.relative_to(run_dir)), **detector.info())
             record.update(accuracy_metrics(ev, settings["intervals"]))
             gallery = run_dir / "gallery" / f"{spec.job_id}__{stage_name(minutes)}.npz"
             _save_gallery(ev, gallery, settings["gallery_size"])
