@@ -182,6 +182,7 @@ def test_parity_rule_per_output_scale_and_precision():
     assert parity(ref, off, "fp32")["parity"] == "fail"
     got = parity(ref, off, "bf16")
     assert got["parity"] == "pass" and got["parity_rel_diff"] == pytest.approx(0.02, rel=1e-5)
+    assert got["parity_p99_abs_diff"] == pytest.approx(0.99 * 0.01, rel=1e-3)  # one of two elements is off
     assert parity(ref, (ref[0], torch.tensor([[float("nan"), 0.25]])), "bf16")["parity"] == "fail"
     with pytest.raises(RuntimeError, match="outputs"):
         parity(ref, ref[:1], "fp32")

@@ -30,8 +30,9 @@ Record columns of a variant row (besides the job's common columns):
 - `onnx_mb`, `onnx_files`: the files of the variant's own graph (ONNX Runtime variants);
   `onnx_export_seconds` (the shared fp32 export), `quantisation` (int8 settings), `prepare_seconds`;
 - `compile_seconds`: torch.compile variants, the calls until the steady state (see torch_variants.py);
-- `parity_max_abs_diff`, `parity_rel_diff`, `parity` (pass | fail), `parity_tolerance` (the rtol of the
-  variant's precision; see parity.py): against torch-fp32 on the same input; empty on torch-fp32's row;
+- `parity_max_abs_diff`, `parity_rel_diff`, `parity_p99_abs_diff`, `parity` (pass | fail),
+  `parity_tolerance` (the rtol of the variant's precision; see parity.py): against torch-fp32 on the same
+  input; empty on torch-fp32's row;
 - `achieved_gflops`, `peak_fraction`, `device_peak_gflops`: against the peak of the variant's precision
   (the larger of fp32's and its own; see calibrate.py);
 - `notes`: e.g. an out-of-memory at the throughput batch.

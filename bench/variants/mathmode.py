@@ -36,10 +36,6 @@ def cpu_flags(cpuinfo: str | None = None) -> str:
     return ""
 
 
-def has_cpu_flag(prefix: str, flags: str | None = None) -> bool:
-    return any(f.startswith(prefix) or prefix in f for f in (cpu_flags() if flags is None else flags).split(","))
-
-
 def _read(getter) -> object:
     try:
         return getter()

@@ -70,8 +70,11 @@ class OnnxExports:
         self._pre: Path | None = None
         self.export_seconds: float | None = None
         self.input_name = ""
+        self._error: Exception | None = None  # an export that failed fails every ort variant, once
 
     def fp32(self) -> Path:
+        if self._error is not None:
+            raise RuntimeError(f"the fp32 ONNX export failed: {type(self._error).__name__}") from self._error
         if self._fp32 is None:
             import onnx
 
@@ -79,8 +82,12 @@ class OnnxExports:
             module, x = self.module, self.example
             if x.device.type != "cpu":  # export a CPU copy: the graph must not depend on where torch ran
                 module, x = copy.deepcopy(module).cpu(), x.cpu()
-            path = export_dynamic_batch(module, x, self.root / "ort-fp32", self.settings.opset)
-            onnx.checker.check_model(str(path))  # by path, so the external data is checked too
+            try:
+                path = export_dynamic_batch(module, x, self.root / "ort-fp32", self.settings.opset)
+                onnx.checker.check_model(str(path))  # by path, so the external data is checked too
+            except Exception as exc:
+                self._error = exc
+                raise
             self.input_name = onnx.load(str(path), load_external_data=False).graph.input[0].name
             self._fp32, self.export_seconds = path, time.perf_counter() - started
         return self._fp32

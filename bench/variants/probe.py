@@ -64,7 +64,8 @@ def variant_probe(variant: PreparedVariant, example: torch.Tensor, settings: Pro
     if reference is not None:
         record.update(parity(reference, variant(example), variant.precision))
     else:
-        record.update(parity_max_abs_diff=None, parity_rel_diff=None, parity=None, parity_tolerance=None)
+        record.update(parity_max_abs_diff=None, parity_rel_diff=None, parity_p99_abs_diff=None, parity=None,
+                      parity_tolerance=None)
     record.update(roofline_for(record["latency_ms_p50"], gmacs, batch, peaks, variant.precision))
     return record
 
