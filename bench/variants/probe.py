@@ -76,6 +76,14 @@ def _unmeasured(name: str, batch: int, status: str, error: str) -> dict:
             "status": status, "error": error}
 
 
+def _broken(name: str, batch: int, stage: str, exc: Exception) -> dict:
+    """The row of a variant that raised: out of memory is `skipped` (the device is too small), else `failed`."""
+    _trace()
+    if is_out_of_memory(exc):
+        return _unmeasured(name, batch, "skipped", f"out of memory at batch {batch} ({_first_line(exc)[:200]})")
+    return _unmeasured(name, batch, "failed", f"{stage}: {_first_line(exc)}")
+
+
 def profile_variants(module: nn.Module, example: torch.Tensor, variants: str | Sequence[str], settings: ProbeSettings,
                      *, batch_sizes: Sequence[int] | None = None, calibration_images: torch.Tensor | None = None,
                      gmacs: float | None = None, peaks: dict | None = None, rounds: int = 1) -> list[dict]:
@@ -91,8 +99,11 @@ def profile_variants(module: nn.Module, example: torch.Tensor, variants: str | S
     prepared: dict[str, PreparedVariant] = {}
     exports = OnnxExports(module, example, settings)
     try:
-        fp32 = prepare_torch_variant(REFERENCE_VARIANT, module, example, settings)
-        reference = reference_outputs(fp32(example))
+        try:
+            fp32 = prepare_torch_variant(REFERENCE_VARIANT, module, example, settings)
+            reference = reference_outputs(fp32(example))
+        except Exception as exc:  # without the reference nothing can be compared: every row says why
+            return [_broken(name, batch, "torch-fp32 reference", exc) for name in names]
         for name in names:
             if name == REFERENCE_VARIANT:
                 prepared[name] = fp32
@@ -103,8 +114,7 @@ def profile_variants(module: nn.Module, example: torch.Tensor, variants: str | S
             except VariantUnavailable as exc:
                 rows[name] = _unmeasured(name, batch, "skipped", exc.reason)
             except Exception as exc:
-                _trace()
-                rows[name] = _unmeasured(name, batch, "failed", f"prepare: {_first_line(exc)}")
+                rows[name] = _broken(name, batch, "prepare", exc)
         timings: dict[str, list[dict]] = {name: [] for name in prepared}
         for _ in range(max(1, rounds)):
             for name, variant in prepared.items():
@@ -113,8 +123,7 @@ def profile_variants(module: nn.Module, example: torch.Tensor, variants: str | S
                 try:
                     timings[name].append(measure_latency(variant.bind(example), settings, device=variant.timing_device))
                 except Exception as exc:
-                    _trace()
-                    rows[name] = {**_unmeasured(name, batch, "failed", f"latency: {_first_line(exc)}"), **variant.facts}
+                    rows[name] = {**_broken(name, batch, "latency", exc), **variant.facts}
         for name, variant in prepared.items():
             if name in rows:
                 continue
@@ -123,9 +132,7 @@ def profile_variants(module: nn.Module, example: torch.Tensor, variants: str | S
                                            gmacs=gmacs, peaks=peaks, latency=merge_latency(timings[name]))
                 rows[name]["latency_rounds"] = max(1, rounds)
             except Exception as exc:
-                _trace()
-                rows[name] = {**_unmeasured(name, batch, "failed", f"probe: {_first_line(exc)}"), **variant.facts,
-                              **merge_latency(timings[name])}
+                rows[name] = {**_broken(name, batch, "probe", exc), **variant.facts, **merge_latency(timings[name])}
         sweep_rows: list[dict] = []
         others = [b for b in (batch_sizes or []) if int(b) != batch]
         for name, variant in prepared.items():
