@@ -124,6 +124,19 @@ def _require_compiler(name: str, device: torch.device) -> None:
         raise VariantUnavailable(name, f"torch.compile on CPU needs a C++ compiler: {exc}") from exc
 
 
+def _never_fall_back_to_eager() -> None:
+    """Raise the recompile limit and make hitting it an error (the names changed across PyTorch releases)."""
+    config = torch._dynamo.config
+    for limit in ("recompile_limit", "cache_size_limit"):
+        if hasattr(config, limit):
+            setattr(config, limit, max(getattr(config, limit), RECOMPILE_LIMIT))
+            break
+    for strict in ("fail_on_recompile_limit_hit", "fail_on_cache_limit_hit"):
+        if hasattr(config, strict):
+            setattr(config, strict, True)
+            break
+
+
 def _cpu_bf16_note() -> str:
     flags = cpu_flags().split(",")
     native = [f for f in flags if f in ("avx512_bf16", "amx_bf16")]
@@ -168,8 +181,7 @@ def prepare_torch_variant(name: str, module: nn.Module, example: torch.Tensor, s
         if graphs:
             _require_cuda(name, device, "CUDA graphs")
         _require_compiler(name, device)
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
-        torch._dynamo.config.fail_on_recompile_limit_hit = True
+        _never_fall_back_to_eager()
         target = torch.compile(module, mode="reduce-overhead" if graphs else None, dynamic=False)
         kwargs.update(compiled=True, cudagraphs=graphs)
         facts.update(math_mode=f"{fp32_label}, inductor" + (", CUDA graphs" if graphs else ""))
