@@ -22,3 +22,10 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# The CUDA checks for a session lent a GPU (scripts/gpu_check.py documents the device call); on a CPU,
+# `make gpu-check ARGS=--dry-run GPU_PYTHON=.venv/bin/python` rehearses every step at a tiny size.
+GPU_PYTHON ?= python3
+.PHONY: gpu-check
+gpu-check:
+	$(GPU_PYTHON) scripts/gpu_check.py --out "$${OUT:-runs/gpu-check}" $(ARGS)
