@@ -68,6 +68,7 @@ class OnnxExports:
         self.root = Path(tempfile.mkdtemp(prefix="variants-", dir=settings.workdir))
         self._fp32: Path | None = None
         self._pre: Path | None = None
+        self.preprocess_note = ""
         self.export_seconds: float | None = None
         self.input_name = ""
         self._error: Exception | None = None  # an export that failed fails every ort variant, once
@@ -94,7 +95,7 @@ class OnnxExports:
 
     def preprocessed(self) -> Path:
         if self._pre is None:
-            self._pre = quantise.preprocess(self.fp32(), self.root / "preprocessed" / "model.onnx")
+            self._pre, self.preprocess_note = quantise.preprocess(self.fp32(), self.root / "preprocessed" / "model.onnx")
         return self._pre
 
     def cleanup(self) -> None:
@@ -213,6 +214,8 @@ def prepare_ort_variant(name: str, exports: OnnxExports, settings: ProbeSettings
     else:
         raise KeyError(f"not an ONNX Runtime variant: {name!r}")
     session = _session(name, path, settings)
+    if precision == "int8":
+        how = f"{how}; {exports.preprocess_note}"
     files = [f for f in path.parent.iterdir() if f.is_file()]
     facts = {"runtime": "onnxruntime", "provider": session.get_providers()[0], "precision": precision,
              "math_mode": how or "fp32", "quantisation": how if precision == "int8" else "",

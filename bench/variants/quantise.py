@@ -2,7 +2,11 @@
 
 Settings, recorded in each record's `quantisation` column:
 - Both quantisers start from the fp32 export after `quant_pre_process` (symbolic shape inference and ONNX
-  Runtime's graph optimisations: batch norm folded into convolutions), as ONNX Runtime's guide advises.
+  Runtime's graph optimisations: batch norm folded into convolutions), as ONNX Runtime's guide advises,
+  run on a self-contained copy of the export (its steps re-save the model in temporary folders, where an
+  external weights file is not found). Where ONNX Runtime's symbolic shape inference fails on a graph
+  (VT-ADL's export: a node whose output type has no shape), pre-processing runs without it, and the
+  `quantisation` column says so.
 - Activations uint8, weights int8 (U8S8), weights per output channel for the static model. On an x86 CPU
   without VNNI the int8 kernels multiply with AVX2's VPMADDUBSW, whose 16-bit intermediate sums can
   saturate; `reduce_range` (7-bit weights) avoids that, and is set exactly when the CPU has no VNNI.
@@ -13,6 +17,8 @@ Settings, recorded in each record's `quantisation` column:
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 from pathlib import Path
 import numpy as np
 import torch
@@ -60,12 +66,34 @@ def calibration_images_from(dataset, count: int = CALIBRATION_IMAGES) -> torch.T
     return torch.stack([dataset[int(i)]["image"] for i in picks])
 
 
-def preprocess(src: Path, dst: Path) -> Path:
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """The quantiser warns through the root logger once per tensor (e.g. per-channel axes of LayerNorm
+    weights, which it quantises per tensor instead); keep those out of the run's output."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def preprocess(src: Path, dst: Path) -> tuple[Path, str]:
+    """`quant_pre_process` on a self-contained copy of `src`. Returns the path and what was done."""
+    import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     dst.parent.mkdir(parents=True, exist_ok=True)
-    quant_pre_process(str(src), str(dst))
-    return dst
+    whole = dst.parent / "input.onnx"
+    onnx.save(onnx.load(str(src)), str(whole))  # weights inline: fine below ONNX's 2 GB protobuf limit
+    with _quiet_root_logger():
+        try:
+            quant_pre_process(str(whole), str(dst))
+            return dst, "pre-processed"
+        except Exception as exc:
+            quant_pre_process(str(whole), str(dst), skip_symbolic_shape=True)
+            return dst, f"pre-processed without symbolic shape inference (it failed: {type(exc).__name__})"
 
 
 def quantise_dynamic(src: Path, dst: Path) -> tuple[Path, str]:
@@ -74,7 +102,8 @@ def quantise_dynamic(src: Path, dst: Path) -> tuple[Path, str]:
 
     reduce = not has_vnni()
     dst.parent.mkdir(parents=True, exist_ok=True)
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, reduce_range=reduce)
+    with _quiet_root_logger():
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, reduce_range=reduce)
     return dst, f"dynamic, weights int8 per-tensor, activations uint8 at run time, reduce_range={reduce}"
 
 
@@ -85,9 +114,10 @@ def quantise_static(src: Path, dst: Path, input_name: str, images: torch.Tensor 
     reduce = not has_vnni()
     reader = ImageCalibrationReader(input_name, images)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                    reduce_range=reduce, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax)
+    with _quiet_root_logger():
+        quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                        reduce_range=reduce, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax)
     return dst, (f"static QDQ, weights int8 per-channel, activations uint8, MinMax over {len(reader.array)} "
                  f"calibration images, reduce_range={reduce}")
 
