@@ -35,6 +35,8 @@ def _category_mean_interval(group: pd.DataFrame, metric: str, level: float) -> t
     values = _numbers(group[metric])
     if len(lows) != len(values) or np.isnan(values).any() or np.isnan(lows).any() or np.isnan(highs).any():
         return math.nan, math.nan
+    if len(values) == 1:  # one category: its own percentile interval, not a symmetric approximation of it
+        return float(lows[0]), float(highs[0])
     return combine_intervals_normal(values, lows, highs, level)
 
 

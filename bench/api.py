@@ -86,11 +86,12 @@ class Run:
         names, root, categories = check_run(cfg)
         self.device = run_device(cfg)
         self.threads = cfg.threads or default_threads()
-        specs = plan_run(cfg, names, self.device.type, self.threads, root, categories)
         if cfg.suite == "deploy":
             from bench.deploy import plan_deploy
 
-            specs = plan_deploy(cfg, names, self.device.type, self.threads)
+            specs = plan_deploy(cfg, cfg.models, self.device.type, self.threads)
+        else:
+            specs = plan_run(cfg, names, self.device.type, self.threads, root, categories)
         if not specs:
             raise UsageError("nothing to run: no job in the plan (check --models, --categories and --suite)")
         return specs

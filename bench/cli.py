@@ -91,10 +91,10 @@ def list_models_cmd(family: Optional[str] = typer.Option(None, help="segmenter, 
 @list_app.command("variants")
 def list_variants_cmd() -> None:
     """Print the deployment variants `--variants` takes."""
-    from bench.config import VARIANT_NAMES
+    from bench.variants import VARIANTS
 
-    for name in VARIANT_NAMES:
-        typer.echo(name)
+    for spec in VARIANTS.values():
+        typer.echo(f"{spec.name:26} {spec.runtime:12} {spec.precision:5} {'CUDA only' if spec.cuda_only else ''}".rstrip())
 
 
 @app.command("run")

@@ -17,6 +17,12 @@ def _fail(error: Exception | str) -> None:
     raise typer.Exit(2)
 
 
+def _failed(error: Exception | str) -> None:
+    """Work that started and failed (a download, a checksum, an archive): exit status 1."""
+    typer.echo(f"error: {error}", err=True)
+    raise typer.Exit(1)
+
+
 def _at_least(option: str, value: int, minimum: int) -> None:
     if value < minimum:
         _fail(f"{option} must be >= {minimum}, got {value}")
@@ -66,8 +72,10 @@ def fetch_cmd(
 
     from datasets.check import check_dataset
     from datasets.common import DatasetError
-    from datasets.fetch import fetch
+    from datasets.fetch import SOURCES, fetch
 
+    if dataset not in SOURCES:
+        _fail(f"cannot fetch {dataset!r}; fetchable: {', '.join(SOURCES)}")
     with Progress(TextColumn(f"{dataset}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(), console=console) as bar:
         task = bar.add_task("download", total=None)
 
@@ -78,7 +86,7 @@ def fetch_cmd(
             fetch(dataset, root, url=url, sha256=sha256, progress=progress)
         except DatasetError as e:
             bar.stop()
-            _fail(e)
+            _failed(e)
     console.print(f"extracted into {root}; checking")
     try:
         result = check_dataset(dataset, root)

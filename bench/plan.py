@@ -157,6 +157,8 @@ def model_source(name: str) -> dict:
 def profile_settings(cfg: RunConfig, name: str, accepted: set[str]) -> dict:
     probe = dict(config.SUITE_PROBE_SETTINGS.get(cfg.suite, {}))
     settings = {"probe": probe, "throughput_batch": config.throughput_batch_for(cfg), "variants": list(cfg.variants),
+                "variant_rounds": config.SUITE_VARIANT_ROUNDS.get(cfg.suite, 1),
+                "peak_seconds": config.SUITE_PEAK_SECONDS.get(cfg.suite, 1.0),
                 "batch_sizes": list(cfg.batch_sizes) if cfg.batch_sizes else None,
                 "model_args": {k: v for k, v in cfg.model_args.items() if k in accepted}}
     settings.update({k: v for k, v in _weight_settings(cfg).items() if k in accepted})
@@ -169,8 +171,10 @@ def profile_settings(cfg: RunConfig, name: str, accepted: set[str]) -> dict:
 def accuracy_settings(cfg: RunConfig, name: str, accepted: set[str], stages: list[float]) -> dict:
     from bench.jobs.accuracy import CI_SETTINGS
 
-    accuracy_variants = list(cfg.variants) if cfg.variants != list(config.DEFAULT_VARIANTS) or cfg.suite == "deploy" \
-        else ["torch-fp32"]
+    # The default variants are the profile's; variants given on a training suite are evaluated after training
+    # too (not with --labelled-defects: each fold is its own model, and the deltas would mix them).
+    chosen = list(cfg.variants) != list(config.DEFAULT_VARIANTS) and cfg.labelled_defects is None
+    accuracy_variants = ["torch-fp32"] + [v for v in cfg.variants if v != "torch-fp32"] if chosen else ["torch-fp32"]
     settings = {"epochs": config.default_epochs(cfg, stages), "schedule": config.schedule_for(cfg),
                 "train_batch_size": cfg.train_batch_size, "gallery_size": cfg.gallery_size,
                 "labelled_defects": cfg.labelled_defects,
@@ -196,6 +200,14 @@ def data_identity(dataset: str, root: Path | None) -> dict:
     return {"root": str(Path(root).resolve()) if root else ""}
 
 
+def calibration_source(cfg: RunConfig, data_root: Path | None, categories: list[str]) -> dict | None:
+    """Where the static int8 quantiser's calibration images come from: the run's dataset, training split."""
+    if "ort-int8-static" not in cfg.variants or data_root is None:
+        return None
+    return {"dataset": cfg.dataset, "root": str(Path(data_root).resolve()), "category": categories[0] if categories else "",
+            "data": data_identity(cfg.dataset, data_root)}
+
+
 def plan_run(cfg: RunConfig, names: list[str], device: str, threads: int, data_root: Path | None,
              categories: list[str]) -> list[JobSpec]:
     """Every job of the run, in the order they will run: per model its profile job, then its accuracy jobs."""
@@ -210,8 +222,10 @@ def plan_run(cfg: RunConfig, names: list[str], device: str, threads: int, data_r
     for name in names:  # model by model: one worker process serves all of a model's jobs
         family, accepted, size = get_entry(name).family, detector_arguments(name), config.image_size_for(cfg, name)
         if cfg.suite in config.PROFILE_SUITES:
+            settings = profile_settings(cfg, name, accepted)
+            settings["calibration"] = calibration_source(cfg, data_root, categories)
             specs.append(JobSpec(kind="profile", model=name, family=family, seed=cfg.seed, image_size=size,
-                                 batch_size=config.batch_size_for(cfg), settings=profile_settings(cfg, name, accepted),
+                                 batch_size=config.batch_size_for(cfg), settings=settings,
                                  timeout=job_timeout_for(cfg, "profile", ()), **common))
         if cfg.suite in config.ACCURACY_SUITES and cfg.suite != "deploy":
             settings = accuracy_settings(cfg, name, accepted, stages)

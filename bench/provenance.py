@@ -22,35 +22,6 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-# The instruction-set extensions that decide how fast bf16 and int8 run on a CPU (emulated without them).
-CPU_FLAGS_OF_INTEREST = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
-                         "avx_vnni", "amx_bf16", "amx_int8", "amx_tile", "neon", "asimd", "sve")
-
-
-def cpu_flags() -> str:
-    """The CPU flags of interest this machine has, space-separated (empty where /proc/cpuinfo is missing)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                have = set(line.split(":", 1)[1].split())
-                return " ".join(f for f in CPU_FLAGS_OF_INTEREST if f in have)
-    except OSError:
-        pass
-    return ""
-
-
-def math_mode(device: torch.device) -> dict:
-    """The settings that change the arithmetic of fp32 models: TF32 and cuDNN on CUDA, matmul precision."""
-    mode = {"float32_matmul_precision": torch.get_float32_matmul_precision()}
-    if device.type == "cuda":
-        mode.update(cuda_matmul_allow_tf32=torch.backends.cuda.matmul.allow_tf32,
-                    cudnn_allow_tf32=torch.backends.cudnn.allow_tf32,
-                    cudnn_benchmark=torch.backends.cudnn.benchmark,
-                    cudnn_deterministic=torch.backends.cudnn.deterministic,
-                    cudnn_version=torch.backends.cudnn.version())
-    return mode
-
-
 def git_sha(cwd: Path | None = None) -> str:
     root = cwd or Path(__file__).resolve().parent.parent
     try:
@@ -66,6 +37,8 @@ def collect(device: torch.device, threads: int, seed: int, argv: list[str] | Non
             executor: str = "inline") -> dict:
     import onnx
     import onnxruntime
+
+    from bench.variants.mathmode import cpu_flags, math_mode
 
     local_gpu = device.type == "cuda" and torch.cuda.is_available()  # else the cluster's nodes have the GPUs
     gpu = torch.cuda.get_device_name(device) if local_gpu else ""

@@ -83,13 +83,14 @@ def check_choices(cfg: RunConfig) -> None:
         config.run_device(cfg)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    unknown = [v for v in cfg.variants if v not in config.VARIANT_NAMES]
-    if unknown:
-        raise UsageError(f"--variants: unknown variant {unknown[0]!r}; known: {', '.join(config.VARIANT_NAMES)}")
-    if not cfg.variants:
-        raise UsageError("--variants needs at least one variant")
+    from bench.variants import parse_variants
+
     if len(set(cfg.variants)) != len(cfg.variants):
         raise UsageError("--variants names a variant twice")
+    try:
+        cfg.variants = parse_variants(cfg.variants)  # `all` and `cpu` expand here, in the table's order
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def check_models(cfg: RunConfig) -> list[str]:
@@ -140,7 +141,8 @@ def resolve_data(cfg: RunConfig) -> tuple[Path | None, list[str]]:
     import datasets
     from datasets.common import DatasetError
 
-    if cfg.suite not in config.ACCURACY_SUITES or cfg.suite == "deploy":
+    needs_data = cfg.suite in config.ACCURACY_SUITES or "ort-int8-static" in cfg.variants  # its calibration images
+    if not needs_data or cfg.suite == "deploy":
         return None, []
     root = cfg.data_root
     try:

@@ -5,7 +5,7 @@ import time
 
 from bench.executors import OnDone, OnProgress, OnRecord, failure_records
 from bench.jobs import run_job
-from bench.jobs.common import first_line
+from bench.failures import first_line
 from bench.plan import JobSpec
 from bench.quiet import filtered_stderr
 

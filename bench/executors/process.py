@@ -104,7 +104,7 @@ def worker_main(conn, memory_mb: float | None) -> None:
             run_job(spec, lambda record: conn.send(("record", record)), progress)
             conn.send(("done", None))
         except Exception as exc:
-            from bench.jobs.common import first_line
+            from bench.failures import first_line
 
             conn.send(("error", first_line(exc)))
 

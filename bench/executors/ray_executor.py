@@ -66,7 +66,7 @@ def job_stream(spec_data: dict, memory_mb: float | None):
     import threading
 
     from bench.jobs import run_job
-    from bench.jobs.common import first_line
+    from bench.failures import first_line
 
     spec = JobSpec.from_dict(spec_data)
     yield "started", _worker_facts()
@@ -148,7 +148,7 @@ def describe_failure(exc: BaseException, facts: dict | None) -> str:
     """One line naming why a task ended without finishing its job."""
     import ray.exceptions as rex
 
-    from bench.jobs.common import first_line
+    from bench.failures import first_line
 
     where = f" (pid {facts['pid']} on {facts['node']})" if facts else ""
     if isinstance(exc, rex.OutOfMemoryError):

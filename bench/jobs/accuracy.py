@@ -16,7 +16,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from bench.jobs.common import build_detector, first_line, host, now
+from bench.failures import first_line
+from bench.jobs.common import build_detector, host, now
 from bench.plan import JobSpec
 
 # The test-set intervals every accuracy record carries (bench/intervals.py); part of the job's identity. The
@@ -112,8 +113,52 @@ def stage_name(minutes: float | None) -> str:
     return f"{minutes:g}min" if minutes is not None else "final"
 
 
+def stage_checkpoint(spec: JobSpec, minutes: float | None) -> Path:
+    """Where this stage's weights are: written by training, read by --eval-only; --suite deploy reads the
+    checkpoint the earlier run recorded (`spec.previous`)."""
+    if spec.mode == "deploy":
+        return Path(spec.previous[stage_name(minutes)]["checkpoint_path"])
+    return Path(spec.run_dir) / "checkpoints" / f"{spec.job_id}__{stage_name(minutes)}.safetensors"
+
+
+def variant_records(spec: JobSpec, detector, test_set, train_set, fp32: dict, ev: dict,
+                    progress: Callable[[str], None] | None) -> Iterator[dict]:
+    """The stage's accuracy through each deployment variant of the trained graph (--variants on a training suite,
+    or --suite deploy): the variant's metrics with their intervals, and its deltas against torch-fp32 with a
+    paired interval (the same resampled test images for both)."""
+    from bench.intervals import paired_delta_intervals
+    from bench.jobs.profile import probe_settings
+    from bench.variants import calibration_images_from, evaluate_variants
+
+    settings = spec.settings
+    others = [v for v in settings.get("accuracy_variants", []) if v != "torch-fp32"]
+    if not others:
+        return
+    keep = {k: fp32[k] for k in (*TRAINING_FACTS, "train_minutes", "checkpoint", "data_fingerprint", "n_test",
+                                 "n_test_defective", "n_train", "pretrained", "started_at") if k in fp32}
+    calibration = calibration_images_from(train_set) if "ort-int8-static" in others else None
+    intervals = settings["intervals"]
+    evaluations = evaluate_variants(detector, test_set, others, probe_settings(spec), reference=False,
+                                    batch_size=settings["train_batch_size"], calibration_images=calibration)
+    for result in evaluations:
+        if progress:
+            progress(f"variant {result.variant}")
+        record = {**spec.base_record(), "host": fp32.get("host"), **keep, **result.facts, "variant": result.variant,
+                  "status": result.status, "error": result.error}
+        if result.status == "ok":
+            other = result.evaluation
+            record.update(accuracy_metrics(other, intervals))
+            record.update(paired_delta_intervals(ev["labels"], ev["masks"] if "maps" in ev else None, ev["scores"],
+                                                 ev.get("maps"), other["scores"], other.get("maps"),
+                                                 resamples=intervals["resamples"], level=intervals["level"],
+                                                 seed=intervals["seed"]))
+            record.update(scores=[round(float(s), 7) for s in other["scores"]], labels=fp32["labels"])
+        yield record
+
+
 def run_accuracy(spec: JobSpec, progress: Callable[[str], None] | None = None) -> Iterator[dict]:
-    """One record per stage of `spec.stages` (minutes after which to evaluate; None = until the epoch cap)."""
+    """One record per stage of `spec.stages` (minutes after which to evaluate; None = until the epoch cap), and
+    per deployment variant when the job has several."""
     import datasets
     from bench.fingerprint import test_set_fingerprint
     from datasets.in_memory import InMemory
@@ -126,7 +171,7 @@ def run_accuracy(spec: JobSpec, progress: Callable[[str], None] | None = None) -
     cap = settings["epochs"] if settings["epochs"] is not None else NO_EPOCH_CAP
     last_stage = spec.stages[-1] if spec.stages and spec.stages[-1] is not None else None
     report_step = (lambda step, loss: progress(f"step {step} loss {loss:.4g}")) if progress else None
-    finished: set = set()
+    produced: set = set()
     started = time.perf_counter()
     trained_seconds, steps, epochs_done = 0.0, 0, 0
     final_loss, stopped_by = float("nan"), ""
@@ -149,16 +194,18 @@ def run_accuracy(spec: JobSpec, progress: Callable[[str], None] | None = None) -
             budget = Budget(epochs=cap, minutes=stage_minutes, steps_done=steps, run_minutes=last_stage,
                             seconds_done=previous * 60.0, schedule=settings["schedule"])
             previous = minutes if minutes is not None else previous
-            ckpt = run_dir / "checkpoints" / f"{spec.job_id}__{stage_name(minutes)}.safetensors"
+            ckpt = stage_checkpoint(spec, minutes)
             if labelled:
                 ev, facts = fit_on_labelled_folds(spec, device, train_set, test_set, budget, report_step)
-            elif spec.mode == "eval_only":
+            elif spec.mode in ("eval_only", "deploy"):
                 if not ckpt.is_file():
-                    raise FileNotFoundError(f"--eval-only: no checkpoint {ckpt} (train first, without --eval-only)")
+                    raise FileNotFoundError(f"--{spec.mode.replace('_', '-')}: no checkpoint {ckpt}"
+                                            + (" (train first, without --eval-only)" if spec.mode == "eval_only" else ""))
                 detector.load(ckpt)
                 ev = evaluate(detector, test_set, settings["train_batch_size"])
                 facts = {k: v for k, v in (spec.previous.get(stage_name(minutes)) or {}).items() if k in TRAINING_FACTS}
-                facts.update(checkpoint=str(ckpt.relative_to(run_dir)), evaluated_from_checkpoint=True, **detector.info())
+                facts.update(checkpoint=str(ckpt.relative_to(run_dir)) if ckpt.is_relative_to(run_dir) else str(ckpt),
+                             evaluated_from_checkpoint=True, **detector.info())
             else:
                 report = detector.fit(_train_loader(train_set, settings["train_batch_size"], spec.seed), budget,
                                       progress=report_step)  # past the run's epoch cap it trains 0 steps
@@ -180,13 +227,18 @@ def run_accuracy(spec: JobSpec, progress: Callable[[str], None] | None = None) -
                           n_test=int(len(ev["labels"])), n_test_defective=int(ev["labels"].sum()),
                           n_train=len(train_set), scores=[round(float(s), 7) for s in ev["scores"]],
                           labels=[int(v) for v in ev["labels"]], seconds=time.perf_counter() - started)
-            finished.add(minutes)
+            produced.add((minutes, "torch-fp32"))
             yield record
+            if detector is not None:
+                for row in variant_records(spec, detector, test_set, train_set, record, ev, progress):
+                    row["seconds"] = time.perf_counter() - started
+                    produced.add((minutes, row["variant"]))
+                    yield row
     except Exception as exc:
         if os.environ.get("DEFECTBENCH_TRACEBACK"):
             traceback.print_exc()
-        for minutes in spec.stages:
-            if minutes not in finished:
-                yield dict(base, status="failed", error=first_line(exc), started_at=now(), train_minutes=minutes,
+        for stub in spec.outputs():
+            if (stub["train_minutes"], stub["variant"]) not in produced:
+                yield dict(base, **stub, status="failed", error=first_line(exc), started_at=now(),
                            seconds=time.perf_counter() - started)
     gc.collect()

@@ -44,7 +44,8 @@ from bench.variants.mathmode import cpu_flags, math_mode
 from bench.variants.parity import PARITY_RTOL, parity
 from bench.variants.probe import profile_variants, variant_probe
 from bench.variants.quantise import calibration_images_from
-from bench.variants.sweep import batch_sweep, is_out_of_memory
+from bench.failures import is_out_of_memory
+from bench.variants.sweep import batch_sweep
 from bench.variants.table import (CPU_VARIANTS, CUDA_VARIANTS, DEFAULT_VARIANTS, REFERENCE_VARIANT, VARIANTS,
                                   parse_variants, prepare_variant)
 

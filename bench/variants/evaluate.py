@@ -17,7 +17,7 @@ import torch
 
 from bench.probes import ProbeSettings
 from bench.variants.base import PreparedVariant, VariantUnavailable
-from bench.variants.sweep import _first_line
+from bench.failures import first_line as _first_line
 from bench.variants.table import REFERENCE_VARIANT, VARIANTS, parse_variants, prepare_variant
 
 DELTA_METRICS = ("image_auroc", "pixel_auroc", "aupro", "image_ap", "pixel_ap", "image_f1_max")
@@ -56,7 +56,9 @@ def accuracy_deltas(base: dict[str, np.ndarray], other: dict[str, np.ndarray]) -
     ours = compute_all(other["labels"], other["scores"], other["masks"] if has_maps else None, other.get("maps"))
     theirs = compute_all(base["labels"], base["scores"], base["masks"] if has_maps else None, base.get("maps"))
     record = dict(ours)
-    record.update({f"{k}_delta": ours[k] - theirs[k] for k in DELTA_METRICS if k in ours and k in theirs})
+    # a metric undefined on this test set (None: e.g. no defect pixel) has no delta either
+    record.update({f"{k}_delta": None if ours.get(k) is None or theirs.get(k) is None else ours[k] - theirs[k]
+                   for k in DELTA_METRICS if k in ours and k in theirs})
     return record
 
 
@@ -70,11 +72,14 @@ class VariantEvaluation:
 
 
 def evaluate_variants(detector, test_set, variants: str | Sequence[str], settings: ProbeSettings, *, batch_size: int,
-                      calibration_images: torch.Tensor | None = None) -> Iterator[VariantEvaluation]:
-    """Each variant of `detector.inference_module()` evaluated on `test_set`; torch-fp32 always first."""
+                      calibration_images: torch.Tensor | None = None, reference: bool = True
+                      ) -> Iterator[VariantEvaluation]:
+    """Each variant of `detector.inference_module()` evaluated on `test_set`; torch-fp32 first unless
+    `reference=False` (the caller already has the fp32 evaluation it will compare against)."""
     from bench.variants.ort_variants import OnnxExports
 
-    names = [REFERENCE_VARIANT] + [n for n in parse_variants(variants) if n != REFERENCE_VARIANT]
+    others = [n for n in parse_variants(variants) if n != REFERENCE_VARIANT]
+    names = ([REFERENCE_VARIANT] if reference else []) + others
     detector.train_mode(False)
     module = detector.inference_module().eval()
     first = test_set[0]["image"].unsqueeze(0)

@@ -21,7 +21,8 @@ from bench.probes import ProbeSettings, measure_latency, measure_throughput, sum
 from bench.variants.base import Outputs, PreparedVariant, VariantUnavailable
 from bench.variants.calibrate import roofline_for
 from bench.variants.parity import parity, reference_outputs
-from bench.variants.sweep import _first_line, batch_sweep, is_out_of_memory
+from bench.failures import first_line as _first_line, is_out_of_memory
+from bench.variants.sweep import batch_sweep
 from bench.variants.table import REFERENCE_VARIANT, VARIANTS, parse_variants, prepare_variant
 
 

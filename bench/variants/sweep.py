@@ -13,42 +13,17 @@ from typing import Sequence
 
 import torch
 
+from bench.failures import first_line as _first_line, is_out_of_memory
 from bench.probes import ProbeSettings, measure_latency
 from bench.variants.base import PreparedVariant
 from bench.variants.calibrate import roofline_for
 
-_OOM_MESSAGES = (
-    "out of memory",                     # CUDA: "CUDA out of memory. Tried to allocate ..."
-    "can't allocate memory",             # PyTorch CPU: "DefaultCPUAllocator: can't allocate memory: ..."
-    "not enough memory",                 # PyTorch CPU on Windows, oneDNN
-    "failed to allocate memory",         # ONNX Runtime: "... BFCArena ... Failed to allocate memory for ..."
-    "bad_alloc", "bad allocation",       # C++ std::bad_alloc surfaced by ONNX Runtime
-)
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """True for the allocators' out-of-memory errors, wherever they are raised from."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
-            return True
-        text = str(exc).lower()
-        if any(m in text for m in _OOM_MESSAGES):
-            return True
-        exc = exc.__cause__
-    return False
 
 
 def _free(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}"
 
 
 def measure_batch(variant: PreparedVariant, images: torch.Tensor, settings: ProbeSettings, *,
