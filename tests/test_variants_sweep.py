@@ -43,12 +43,12 @@ def test_torch_out_of_memory_is_skipped_and_ends_the_sweep(tmp_path):
     assert rows[1]["peak_infer_mb"] > 0 and rows[1]["throughput_batch"] == 2
 
 
-def test_out_of_memory_at_the_jobs_own_batch_is_skipped_for_every_variant(tmp_path):
+def test_out_of_memory_at_the_jobs_own_batch_fails_every_variant_with_its_cause(tmp_path):
     from bench.variants import profile_variants
 
     rows = profile_variants(AllocatesBeyondMemory(limit=2).eval(), torch.rand(4, 3, 16, 16), "torch-fp32,ort-fp32",
                             settings(tmp_path))
-    assert [(r["variant"], r["status"]) for r in rows] == [("torch-fp32", "skipped"), ("ort-fp32", "skipped")]
+    assert [(r["variant"], r["status"]) for r in rows] == [("torch-fp32", "failed"), ("ort-fp32", "failed")]
     assert all(r["error"].startswith("out of memory at batch 4") for r in rows)
 
 

@@ -128,8 +128,8 @@ def run_profile(spec: JobSpec, progress: Callable[[str], None] | None = None) ->
         own_error = row.pop("error", "") or ""
         status = row.pop("status", "ok")
         errors = shared_errors + ([own_error] if own_error else [])
-        if shared_errors and status == "ok":
-            status = "failed"
+        if shared_errors and status != "skipped":
+            status = "failed"  # a shared probe broke: the row is incomplete (a capability skip stays skipped)
         yield {**base, **shared, **row, "status": status, "error": " | ".join(errors),
                "seconds": time.perf_counter() - started}
     del detector, module

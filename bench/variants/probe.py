@@ -78,10 +78,11 @@ def _unmeasured(name: str, batch: int, status: str, error: str) -> dict:
 
 
 def _broken(name: str, batch: int, stage: str, exc: Exception) -> dict:
-    """The row of a variant that raised: out of memory is `skipped` (the device is too small), else `failed`."""
+    """The row of a variant that raised, `failed` with its cause. Out of memory at the job's own batch is a
+    failure (the run asked for this batch), named as such; in a batch sweep it only ends the sweep."""
     _trace()
     if is_out_of_memory(exc):
-        return _unmeasured(name, batch, "skipped", f"out of memory at batch {batch} ({_first_line(exc)[:200]})")
+        return _unmeasured(name, batch, "failed", f"out of memory at batch {batch} ({_first_line(exc)[:200]})")
     return _unmeasured(name, batch, "failed", f"{stage}: {_first_line(exc)}")
 
 
