@@ -32,7 +32,7 @@ def test_failed_probe_is_isolated(tmp_path):
         assert not pd.isna(ok[col]), col
     assert row(frame, "tiny_ok", "ort-fp32")["parity"] == "pass"
     assert broken["status"] == "failed"
-    assert broken["error"].startswith("onnx:") and "refuses to export" in broken["error"]
+    assert broken["error"].startswith("onnx export:") and "refuses to export" in broken["error"]
     # the model's own torch row and what was measured before and after the failing probe are kept
     assert row(frame, "tiny_broken")["status"] == "ok"
     assert broken["params"] == ok["params"] and not pd.isna(broken["train_step_ms_p50"])

@@ -73,6 +73,10 @@ class OnnxExports:
         self.input_name = ""
         self._error: Exception | None = None  # an export that failed fails every ort variant, once
 
+    @property
+    def export_failed(self) -> bool:
+        return self._error is not None
+
     def fp32(self) -> Path:
         if self._error is not None:
             raise RuntimeError(f"the fp32 ONNX export failed: {type(self._error).__name__}") from self._error

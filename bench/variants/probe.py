@@ -10,6 +10,7 @@ sizes, and releases everything.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import traceback
 from typing import Sequence
@@ -39,6 +40,22 @@ def merge_latency(parts: list[dict]) -> dict:
     return merged
 
 
+class _StageFailed(Exception):
+    """A step of the variant probe broke: which step (the record's error names it), and why."""
+
+    def __init__(self, stage: str, cause: Exception):
+        super().__init__(f"{stage}: {cause}")
+        self.stage, self.cause = stage, cause
+
+
+@contextlib.contextmanager
+def _step(stage: str):
+    try:
+        yield
+    except Exception as exc:
+        raise _StageFailed(stage, exc) from exc
+
+
 def variant_probe(variant: PreparedVariant, example: torch.Tensor, settings: ProbeSettings, *,
                   reference: Outputs | None, gmacs: float | None = None, peaks: dict | None = None,
                   latency: dict | None = None) -> dict:
@@ -48,22 +65,25 @@ def variant_probe(variant: PreparedVariant, example: torch.Tensor, settings: Pro
     empty). `latency`: an earlier `measure_latency` result to use instead of timing again."""
     batch = int(example.shape[0])
     record = {"variant": variant.name, "batch_size": batch, **variant.facts, "status": "ok", "error": ""}
-    record.update(latency if latency is not None else
-                  measure_latency(variant.bind(example), settings, device=variant.timing_device))
+    with _step("latency"):
+        record.update(latency if latency is not None else
+                      measure_latency(variant.bind(example), settings, device=variant.timing_device))
     big = example[:1].expand(settings.throughput_batch, *example.shape[1:]).contiguous()
     try:
         record.update(measure_throughput(variant.bind(big), settings.throughput_batch, settings,
                                          device=variant.timing_device))
     except Exception as exc:
         if not is_out_of_memory(exc):
-            raise
+            raise _StageFailed("throughput", exc) from exc
         record.update(throughput_ips=None, throughput_batch=settings.throughput_batch,
                       notes=f"throughput: out of memory at batch {settings.throughput_batch}")
     del big
-    peak = variant.peak_bytes(example)
+    with _step("peak memory"):
+        peak = variant.peak_bytes(example)
     record["peak_infer_mb"] = peak / 1e6 if peak is not None else None
     if reference is not None:
-        record.update(parity(reference, variant(example), variant.precision))
+        with _step("parity"):
+            record.update(parity(reference, variant(example), variant.precision))
     else:
         record.update(parity_max_abs_diff=None, parity_rel_diff=None, parity_p99_abs_diff=None, parity=None,
                       parity_tolerance=None)
@@ -81,6 +101,8 @@ def _broken(name: str, batch: int, stage: str, exc: Exception) -> dict:
     """The row of a variant that raised, `failed` with its cause. Out of memory at the job's own batch is a
     failure (the run asked for this batch), named as such; in a batch sweep it only ends the sweep."""
     _trace()
+    if isinstance(exc, _StageFailed):
+        stage, exc = exc.stage, exc.cause
     if is_out_of_memory(exc):
         return _unmeasured(name, batch, "failed", f"out of memory at batch {batch} ({_first_line(exc)[:200]})")
     return _unmeasured(name, batch, "failed", f"{stage}: {_first_line(exc)}")
@@ -116,7 +138,8 @@ def profile_variants(module: nn.Module, example: torch.Tensor, variants: str | S
             except VariantUnavailable as exc:
                 rows[name] = _unmeasured(name, batch, "skipped", exc.reason)
             except Exception as exc:
-                rows[name] = _broken(name, batch, "prepare", exc)
+                export_failed = VARIANTS[name].runtime == "onnxruntime" and exports.export_failed
+                rows[name] = _broken(name, batch, "onnx export" if export_failed else "prepare", exc)
         timings: dict[str, list[dict]] = {name: [] for name in prepared}
         for _ in range(max(1, rounds)):
             for name, variant in prepared.items():
