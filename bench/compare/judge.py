@@ -1,0 +1,112 @@
+"""compare_runs: match the two runs' records and judge every pair (exact, accuracy, latency, status)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from bench.compare import provenance as prov
+from bench.compare.accuracy import compare_accuracy, reproducibility_conditions
+from bench.compare.exact import compare_exact
+from bench.compare.findings import Finding
+from bench.compare.latency import compare_latency
+from bench.compare.load import Run, UnusableInput, describe_key, load_run
+from bench.compare.status import compare_status, only_in_one
+
+LATENCY_GATES = ("same-machine", "always", "never")
+COLUMNS = ["job", "check", "field", "base", "new", "change", "p_value", "verdict", "fails", "note"]
+
+
+@dataclass
+class Comparison:
+    """The judged comparison: one row per finding, the overall verdict and what the provenance says."""
+
+    base: Run
+    new: Run
+    rows: pd.DataFrame
+    settings: dict
+    context: list[str] = field(default_factory=list)  # lines about the runs: machines, versions, gating
+
+    @property
+    def regressions(self) -> pd.DataFrame:
+        return self.rows[self.rows["fails"]]
+
+    @property
+    def verdict(self) -> str:
+        return "regression" if len(self.regressions) else "no regression"
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if len(self.regressions) else 0
+
+    def counts(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.rows["verdict"].value_counts().items()}
+
+
+def _as_run(value: str | Path | Run) -> Run:
+    return value if isinstance(value, Run) else load_run(value)
+
+
+def compare_runs(base: str | Path | Run, new: str | Path | Run, *, latency_effect: float = 0.10, alpha: float = 0.01,
+                 accuracy_tol: float = 0.02, allow_size_change: bool = False,
+                 latency_gate: str = "same-machine") -> Comparison:
+    """Compare two runs (folders, results.json files, pytest-benchmark JSON files, or loaded `Run`s).
+
+    Raises `UnusableInput` (a ValueError) for inputs that cannot be compared; everything else is a finding.
+    `latency_gate`: whether a latency regression fails the comparison: `same-machine` (the default: only when
+    both records ran on the same machine with the same thread count), `always`, or `never`."""
+    if not 0 < alpha < 1:
+        raise UnusableInput(f"--alpha must be between 0 and 1, got {alpha}")
+    if latency_effect < 0 or accuracy_tol < 0:
+        raise UnusableInput("--latency-effect and --accuracy-tol must be >= 0")
+    if latency_gate not in LATENCY_GATES:
+        raise UnusableInput(f"--latency-gate must be one of {', '.join(LATENCY_GATES)}, got {latency_gate!r}")
+    base_run, new_run = _as_run(base), _as_run(new)
+    if base_run.kind != new_run.kind:
+        raise UnusableInput(f"{new_run.source}: a {new_run.kind} file compared with a {base_run.kind} run "
+                            f"({base_run.source}); compare like with like")
+    a_records, b_records = base_run.by_key(), new_run.by_key()
+    pa, pb = base_run.provenance, new_run.provenance
+    versions = prov.version_difference(pa, pb)
+    software = prov.software_difference(pa, pb)
+    found: list[Finding] = []
+    for key in list(a_records) + [k for k in b_records if k not in a_records]:
+        job = describe_key(key)
+        if key not in b_records:
+            found.append(only_in_one(job, a_records[key], "base"))
+            continue
+        if key not in a_records:
+            found.append(only_in_one(job, b_records[key], "new"))
+            continue
+        ra, rb = a_records[key], b_records[key]
+        status = compare_status(job, ra, rb)
+        found.extend(status)
+        if status:  # a failed or skipped side: its partial numbers are not judged
+            continue
+        machine = prov.machine_difference(pa, pb, ra, rb)
+        found.extend(compare_exact(job, ra, rb, allow_size_change, versions))
+        found.extend(compare_accuracy(job, ra, rb, alpha=alpha, tol=accuracy_tol,
+                                      not_reproducible_because=reproducibility_conditions(ra, rb, machine, software)))
+        gate = latency_gate == "always" or (latency_gate == "same-machine" and not machine)
+        found.extend(compare_latency(job, ra, rb, pa, pb, same_machine=not machine, gate=gate, alpha=alpha,
+                                     effect=latency_effect))
+    rows = pd.DataFrame([f.as_dict() for f in found], columns=COLUMNS)
+    rows["fails"] = rows["fails"].astype(bool)
+    machine_diffs = prov.machine_difference(pa, pb)
+    context = [f"BASE: {base_run.source} ({prov.describe(pa)})", f"NEW:  {new_run.source} ({prov.describe(pb)})",
+               "machine and thread count: " + ("the same" if not machine_diffs else
+                                               "DIFFERENT (" + "; ".join(machine_diffs) + ")")]
+    if versions:
+        context.append(f"versions differ: {versions}")
+    if latency_gate == "same-machine":
+        context.append("latency " + ("gates (same machine and thread count)" if not machine_diffs else
+                                     "is reported, not gated (different machines: normalised by matmul peak)"))
+    else:
+        context.append(f"latency gating: {latency_gate}")
+    settings = {"latency_effect": latency_effect, "alpha": alpha, "accuracy_tol": accuracy_tol,
+                "allow_size_change": allow_size_change, "latency_gate": latency_gate}
+    return Comparison(base_run, new_run, rows, settings, context)
+
+
+__all__ = ["Comparison", "compare_runs", "UnusableInput", "LATENCY_GATES"]

@@ -1,0 +1,140 @@
+"""Latency: is NEW slower than BASE, beyond what this machine's drift does to the same code?
+
+A change counts when the Mann-Whitney U test finds it significant (p < alpha) AND the median moved by more
+than the effect size (--latency-effect), as asv and benchstat decide. Both look at per-call samples; what
+those samples are depends on what the two records carry (docs/compare.md has the measurements behind this):
+
+- `cpu/reference`: each call's process CPU time divided by the run's median CPU time of the reference
+  workload timed between the calls. CPU time leaves out the time other processes held the core; the
+  reference cancels what is left of the machine's state (caches shared with neighbours, clock). CPU runs on
+  one machine.
+- `wall/reference`: wall time over the reference's median wall time (a GPU, or records without CPU times).
+- `wall`: the raw samples, when there is no reference on one side (pytest-benchmark files of other tools).
+- `wall x peak`: across machines (or thread counts), each run's samples times its calibrated fp32 matmul
+  peak (`device_peak_gflops`): work in units of the machine's own speed. A rough scale, labelled as such.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench import stats
+from bench.compare.findings import IMPROVEMENT, NOT_COMPARABLE, NOT_JUDGED, REGRESSION, WITHIN_NOISE, Finding
+
+CPU_OVER_REFERENCE = "cpu/reference"
+WALL_OVER_REFERENCE = "wall/reference"
+WALL = "wall"
+WALL_TIMES_PEAK = "wall x peak"
+
+BASIS_LABELS = {
+    CPU_OVER_REFERENCE: "CPU time / reference CPU time (same machine)",
+    WALL_OVER_REFERENCE: "wall time / reference wall time (same machine)",
+    WALL: "raw wall time (no reference workload on one side)",
+    WALL_TIMES_PEAK: "wall time x matmul peak (different machines: normalised by each run's calibrated peak)",
+}
+
+
+@dataclass(frozen=True)
+class LatencySides:
+    """What one record carries for the latency test (lists in ms; empty when absent)."""
+
+    wall: np.ndarray
+    cpu: np.ndarray
+    reference: np.ndarray
+    reference_cpu: np.ndarray
+    workload: str | None
+    device: str | None
+    peak_gflops: float | None
+
+    @classmethod
+    def of(cls, record: dict, provenance: dict) -> "LatencySides":
+        def array(key: str) -> np.ndarray:
+            values = record.get(key)
+            if not isinstance(values, list):
+                return np.empty(0)
+            a = np.asarray([v for v in values if v is not None], dtype=np.float64)
+            return a[np.isfinite(a)]
+
+        peak = record.get("device_peak_gflops") or provenance.get("device_peak_gflops")
+        return cls(array("latency_samples_ms"), array("latency_cpu_samples_ms"), array("reference_samples_ms"),
+                   array("reference_cpu_samples_ms"), record.get("reference_workload"),
+                   record.get("device") or provenance.get("device"), float(peak) if peak else None)
+
+
+def choose_basis(a: LatencySides, b: LatencySides, same_machine: bool) -> str:
+    if not same_machine:
+        return WALL_TIMES_PEAK if a.peak_gflops and b.peak_gflops else WALL
+    same_workload = a.workload is not None and a.workload == b.workload
+    on_cpu = str(a.device).startswith("cpu") and str(b.device).startswith("cpu")
+    if same_workload and on_cpu and all(s.cpu.size == s.wall.size and s.reference_cpu.size > 0 for s in (a, b)):
+        return CPU_OVER_REFERENCE
+    if same_workload and a.reference.size > 0 and b.reference.size > 0:
+        return WALL_OVER_REFERENCE
+    return WALL
+
+
+def normalised(s: LatencySides, basis: str) -> np.ndarray:
+    if basis == CPU_OVER_REFERENCE:
+        return s.cpu / float(np.median(s.reference_cpu))
+    if basis == WALL_OVER_REFERENCE:
+        return s.wall / float(np.median(s.reference))
+    if basis == WALL_TIMES_PEAK:
+        return s.wall * s.peak_gflops / 1e3  # ms x GFLOP/s = MFLOP of peak-rate work; scaled for reading
+    return s.wall
+
+
+@dataclass(frozen=True)
+class LatencyDecision:
+    verdict: str
+    change: float | None  # relative change of the median of the judged quantity (+0.3 = 30% slower)
+    p_value: float | None
+    reason: str
+
+
+def decide(a: np.ndarray, b: np.ndarray, *, alpha: float, effect: float) -> LatencyDecision:
+    """The rule on two sets of per-call samples: significant (Mann-Whitney U, p < alpha) AND the median changed
+    by more than `effect` (slower: new/base - 1 > effect; faster: base/new - 1 > effect)."""
+    if a.size == 0 or b.size == 0:
+        return LatencyDecision(NOT_COMPARABLE, None, None, "no samples on one side")
+    if np.median(a) <= 0 or np.median(b) <= 0:
+        return LatencyDecision(NOT_JUDGED, None, None, "a median of zero: below the clock's resolution")
+    change = stats.relative_median_change(a, b)
+    floor = stats.smallest_attainable_p(a.size, b.size)
+    if floor >= alpha:
+        return LatencyDecision(NOT_JUDGED, change, None,
+                               f"{a.size} and {b.size} samples: the rank test cannot reach p < {alpha:g} "
+                               f"(at best p = {floor:.3g}); time more calls")
+    p = stats.mann_whitney_u(a, b).p_value
+    slower, faster = change > effect, (1.0 / (1.0 + change) - 1.0) > effect
+    if p < alpha and slower:
+        return LatencyDecision(REGRESSION, change, p, f"slower by {change:+.1%} (> {effect:.0%}), p = {p:.2g}")
+    if p < alpha and faster:
+        return LatencyDecision(IMPROVEMENT, change, p, f"faster by {change:+.1%}, p = {p:.2g}")
+    if p < alpha:
+        return LatencyDecision(WITHIN_NOISE, change, p, f"significant but within --latency-effect {effect:.0%}")
+    return LatencyDecision(WITHIN_NOISE, change, p, f"not significant (p = {p:.2g})")
+
+
+def compare_latency(job: str, base: dict, new: dict, base_provenance: dict, new_provenance: dict, *,
+                    same_machine: bool, gate: bool, alpha: float, effect: float) -> list[Finding]:
+    """One finding for a pair of records that both carry latency samples ([] when neither does)."""
+    a, b = LatencySides.of(base, base_provenance), LatencySides.of(new, new_provenance)
+    if a.wall.size == 0 and b.wall.size == 0:
+        return []
+    p50_a = float(np.median(a.wall)) if a.wall.size else None
+    p50_b = float(np.median(b.wall)) if b.wall.size else None
+    if a.wall.size == 0 or b.wall.size == 0:
+        return [Finding(job, "latency", "latency p50 ms", p50_a, p50_b, None, None, NOT_COMPARABLE, False,
+                        f"no latency samples in {'BASE' if a.wall.size == 0 else 'NEW'}")]
+    basis = choose_basis(a, b, same_machine)
+    decision = decide(normalised(a, basis), normalised(b, basis), alpha=alpha, effect=effect)
+    raw = stats.relative_median_change(a.wall, b.wall)
+    notes = [decision.reason, f"judged on {BASIS_LABELS[basis]}"]
+    if basis != WALL:
+        notes.append(f"raw p50 change {raw:+.1%}")
+    fails = decision.verdict == REGRESSION and gate
+    if decision.verdict == REGRESSION and not gate:
+        notes.append("not gated: the runs come from different machines or thread counts")
+    return [Finding(job, "latency", "latency p50 ms", p50_a, p50_b, decision.change, decision.p_value,
+                    decision.verdict, fails, "; ".join(notes))]

@@ -1,0 +1,113 @@
+"""How often does `bench compare` call the same code a regression on this machine? (The acceptance measurement
+of issue 10; a benchmark script, not a unit test.)
+
+Runs the quick suite N times, one process after the other, then compares run 1 with run 2, 3 with 4, ...
+(the same code measured twice: every "regression" is a false alarm) with `bench compare`'s rule, and with
+the naive rule (Mann-Whitney U + median change on the raw wall-clock samples) on the same pairs.
+
+    python tests/benchmarks/false_alarms.py run --runs 40 --models unet,pixel_stats --out runs/false-alarms
+    python tests/benchmarks/false_alarms.py analyse runs/false-alarms
+
+`--min-iters` raises the quick suite's minimum number of timed calls (3; and its 2 s cap to 30 s) for this
+measurement only, so that the rank test has enough samples to call anything at all (with 3 against 3
+samples the smallest attainable p-value is 0.1, and nothing is ever significant at alpha 0.01).
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNNER = ("import sys, bench.runner as r; "
+          "r.SUITE_PROBE_SETTINGS['quick'].update(min_iters=int(sys.argv.pop(1)), max_seconds=30.0); "
+          "from bench.cli import app; app()")
+
+
+def run(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, DEFECTBENCH_CACHE=os.environ.get("DEFECTBENCH_CACHE", str(ROOT / ".cache")))
+    for i in range(args.first, args.first + args.runs):
+        target = out / f"run{i:02d}"
+        if (target / "results.json").is_file():
+            continue
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", RUNNER, str(args.min_iters), "run", "--suite", "quick", "--models",
+                        args.models, "--threads", str(args.threads), "--out", str(target)], cwd=ROOT, env=env,
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "schema1_bridge.py"), str(target)], check=True)
+        load = os.getloadavg()[0]
+        print(f"run {i}: {time.perf_counter() - t0:.0f} s, load average {load:.1f}", flush=True)
+
+
+def naive_regressions(base: Path, new: Path, alpha: float, effect: float) -> int:
+    """The rule on the raw samples: Mann-Whitney U p < alpha and a median change above `effect`."""
+    import numpy as np
+
+    from bench import stats
+    from bench.compare.load import load_run
+
+    a, b = load_run(base).by_key(), load_run(new).by_key()
+    count = 0
+    for key in a.keys() & b.keys():
+        sa, sb = a[key].get("latency_samples_ms"), b[key].get("latency_samples_ms")
+        if not sa or not sb or stats.smallest_attainable_p(len(sa), len(sb)) >= alpha:
+            continue
+        change = float(np.median(sb)) / float(np.median(sa)) - 1
+        if stats.mann_whitney_u(sa, sb).p_value < alpha and change > effect:
+            count += 1
+    return count
+
+
+def analyse(args: argparse.Namespace) -> None:
+    from bench.compare import compare_runs
+
+    runs = sorted(p for p in Path(args.dir).glob("run*") if (p / "results.json").is_file())
+    pairs = list(zip(runs[0::2], runs[1::2]))
+    if args.all_pairs:
+        pairs = list(itertools.combinations(runs, 2))
+    ours = naive = judged = rows = 0
+    for base, new in pairs:
+        result = compare_runs(base, new, latency_effect=args.effect, alpha=args.alpha)
+        latency = result.rows[result.rows["check"] == "latency"]
+        rows += len(latency)
+        judged += int((latency["p_value"].notna()).sum())
+        flagged = result.exit_code != 0
+        bad = naive_regressions(base, new, args.alpha, args.effect)
+        ours += int(flagged)
+        naive += int(bad > 0)
+        if not args.all_pairs or flagged:
+            worst = latency.loc[latency["change"].abs().idxmax()] if len(latency) else None
+            print(f"{base.name} vs {new.name}: bench compare exit {result.exit_code}; naive rule flags {bad} row(s)"
+                  + (f"; largest judged change {worst['change']:+.1%} ({worst['job']})" if worst is not None else ""))
+    print(json.dumps({"pairs": len(pairs), "bench_compare_exit_0": len(pairs) - ours, "naive_rule_clean": len(pairs) - naive,
+                      "latency_rows": rows, "latency_rows_judged": judged, "effect": args.effect, "alpha": args.alpha}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--runs", type=int, default=40)
+    r.add_argument("--first", type=int, default=1)
+    r.add_argument("--models", default="unet,pixel_stats")
+    r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--min-iters", type=int, default=15)
+    r.add_argument("--out", default="runs/false-alarms")
+    a = sub.add_parser("analyse")
+    a.add_argument("dir")
+    a.add_argument("--effect", type=float, default=0.10)
+    a.add_argument("--alpha", type=float, default=0.01)
+    a.add_argument("--all-pairs", action="store_true", help="every pair of runs, not only 1-2, 3-4, ...")
+    args = parser.parse_args()
+    run(args) if args.command == "run" else analyse(args)
+
+
+if __name__ == "__main__":
+    main()
