@@ -115,6 +115,12 @@ def _records_of(path: Path, payload) -> tuple[dict, list]:
     return provenance, records
 
 
+# What tests/benchmarks/ keeps in each benchmark's extra_info, under the names a defectbench record uses.
+EXTRA_INFO = {"cpu_samples_ms": "latency_cpu_samples_ms", "reference_samples_ms": "reference_samples_ms",
+              "reference_cpu_samples_ms": "reference_cpu_samples_ms", "reference_workload": "reference_workload",
+              "device_peak_gflops": "device_peak_gflops", "threads": "threads", "device": "device"}
+
+
 def _from_pytest_benchmark(path: Path, payload: dict) -> Run:
     """pytest-benchmark's JSON (`--benchmark-json`, or `--benchmark-save` with `--benchmark-save-data`): one
     record per benchmark, its raw per-call times as latency samples; a reference workload timed between the
@@ -133,9 +139,9 @@ def _from_pytest_benchmark(path: Path, payload: dict) -> Run:
         record = {"suite": "pytest-benchmark", "model": bench.get("fullname") or bench.get("name"), "variant": "",
                   "status": "ok", "error": "", "group": bench.get("group") or "",
                   "latency_samples_ms": [float(v) * 1e3 for v in data]}
-        for name in ("reference_samples_ms", "device_peak_gflops", "threads", "device"):
+        for name, key in EXTRA_INFO.items():
             if name in extra:
-                record[name] = extra[name]
+                record[key] = extra[name]
         records.append(record)
     info = payload.get("machine_info") or {}
     cpu = info.get("cpu") or {}
