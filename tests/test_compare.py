@@ -347,3 +347,39 @@ def test_the_reproducibility_rule_applies_only_when_everything_matches(tmp_path,
                      new_prov=change.get("new_prov"))
     assert not (result.rows["check"] == "determinism").any()
     assert result.exit_code == 0
+
+
+# -- BASE as repeated runs: their spread is the machine's drift -----------------------------------------------
+def repeats(tmp_path: Path, model_ms: list[float], **provenance) -> Path:
+    folder = tmp_path / "base-repeats"
+    for i, ms in enumerate(model_ms):
+        write(folder / f"r{i}", [profile(**latency(10 + i, ms))], **provenance)
+    return folder
+
+
+def test_new_within_the_spread_of_base_repeats_is_not_a_regression(tmp_path):
+    folder = repeats(tmp_path, [40.0, 43.0, 46.0])  # the same code measured three times
+    new = write(tmp_path / "new", [profile(**latency(1, 47.0))])
+    single = compare_runs(folder / "r0", new)
+    assert only(single, "latency")["verdict"] == REGRESSION  # +17% against one run of the three
+    result = compare_runs(folder, new)
+    row = only(result, "latency")
+    assert row["verdict"] == WITHIN_NOISE and "3 BASE repeats" in row["note"]
+    assert "3 repeated runs" in result.context[0] and result.exit_code == 0
+
+
+def test_new_beyond_the_slowest_base_repeat_is_a_regression(tmp_path):
+    folder = repeats(tmp_path, [40.0, 43.0, 46.0])
+    result = compare_runs(folder, write(tmp_path / "new", [profile(**latency(1, 60.0))]))
+    row = only(result, "latency")
+    assert row["verdict"] == REGRESSION and result.exit_code == 1
+    assert "slower by +3" in row["note"] and "BASE repeats" in row["note"]  # 60 / 46: about +30%
+
+
+def test_base_repeats_must_be_the_same_code(tmp_path):
+    from bench.compare import UnusableInput
+
+    folder = repeats(tmp_path, [40.0, 43.0])
+    write(folder / "r9", [profile(**latency(3, 41.0))], git_sha="another")
+    with pytest.raises(UnusableInput, match="different code"):
+        compare_runs(folder, write(tmp_path / "new", [profile(**latency(1, 40.0))]))

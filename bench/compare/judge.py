@@ -11,7 +11,7 @@ from bench.compare.accuracy import compare_accuracy, reproducibility_conditions
 from bench.compare.exact import compare_exact
 from bench.compare.findings import Finding
 from bench.compare.latency import compare_latency
-from bench.compare.load import Run, UnusableInput, describe_key, load_run
+from bench.compare.load import Run, UnusableInput, describe_key, load_repeats, load_run
 from bench.compare.status import compare_status, only_in_one
 
 LATENCY_GATES = ("same-machine", "always", "never")
@@ -22,11 +22,12 @@ COLUMNS = ["job", "check", "field", "base", "new", "change", "p_value", "verdict
 class Comparison:
     """The judged comparison: one row per finding, the overall verdict and what the provenance says."""
 
-    base: Run
+    base: Run  # the first of BASE's repeated runs (all of them in `base_repeats`)
     new: Run
     rows: pd.DataFrame
     settings: dict
     context: list[str] = field(default_factory=list)  # lines about the runs: machines, versions, gating
+    base_repeats: list[Run] = field(default_factory=list)
 
     @property
     def regressions(self) -> pd.DataFrame:
@@ -44,14 +45,24 @@ class Comparison:
         return {str(k): int(v) for k, v in self.rows["verdict"].value_counts().items()}
 
 
-def _as_run(value: str | Path | Run) -> Run:
-    return value if isinstance(value, Run) else load_run(value)
+def _as_runs(value) -> list[Run]:
+    if isinstance(value, Run):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        runs = [r for v in value for r in _as_runs(v)]
+        if not runs:
+            raise UnusableInput("BASE: no runs given")
+        return runs
+    return load_repeats(value)
 
 
-def compare_runs(base: str | Path | Run, new: str | Path | Run, *, latency_effect: float = 0.10, alpha: float = 0.01,
+def compare_runs(base, new: str | Path | Run, *, latency_effect: float = 0.10, alpha: float = 0.01,
                  accuracy_tol: float = 0.02, allow_size_change: bool = False,
                  latency_gate: str = "same-machine") -> Comparison:
     """Compare two runs (folders, results.json files, pytest-benchmark JSON files, or loaded `Run`s).
+
+    BASE may also be several repeated runs of the same code (a folder of run folders, or a list): their spread
+    is the drift the latency test allows for; the first repeat stands for BASE in everything else.
 
     Raises `UnusableInput` (a ValueError) for inputs that cannot be compared; everything else is a finding.
     `latency_gate`: whether a latency regression fails the comparison: `same-machine` (the default: only when
@@ -62,11 +73,13 @@ def compare_runs(base: str | Path | Run, new: str | Path | Run, *, latency_effec
         raise UnusableInput("--latency-effect and --accuracy-tol must be >= 0")
     if latency_gate not in LATENCY_GATES:
         raise UnusableInput(f"--latency-gate must be one of {', '.join(LATENCY_GATES)}, got {latency_gate!r}")
-    base_run, new_run = _as_run(base), _as_run(new)
+    repeats = _as_runs(base)
+    base_run, new_run = repeats[0], load_run(new) if not isinstance(new, Run) else new
     if base_run.kind != new_run.kind:
         raise UnusableInput(f"{new_run.source}: a {new_run.kind} file compared with a {base_run.kind} run "
                             f"({base_run.source}); compare like with like")
     a_records, b_records = base_run.by_key(), new_run.by_key()
+    repeat_records = [(r.by_key(), r.provenance) for r in repeats]
     pa, pb = base_run.provenance, new_run.provenance
     versions = prov.version_difference(pa, pb)
     software = prov.software_difference(pa, pb)
@@ -89,12 +102,17 @@ def compare_runs(base: str | Path | Run, new: str | Path | Run, *, latency_effec
         found.extend(compare_accuracy(job, ra, rb, alpha=alpha, tol=accuracy_tol,
                                       not_reproducible_because=reproducibility_conditions(ra, rb, machine, software)))
         gate = latency_gate == "always" or (latency_gate == "same-machine" and not machine)
-        found.extend(compare_latency(job, ra, rb, pa, pb, same_machine=not machine, gate=gate, alpha=alpha,
+        bases = [(records[key], provenance) for records, provenance in repeat_records
+                 if key in records and records[key].get("status", "ok") == "ok"]
+        found.extend(compare_latency(job, bases, rb, pb, same_machine=not machine, gate=gate, alpha=alpha,
                                      effect=latency_effect))
     rows = pd.DataFrame([f.as_dict() for f in found], columns=COLUMNS)
     rows["fails"] = rows["fails"].astype(bool)
     machine_diffs = prov.machine_difference(pa, pb)
-    context = [f"BASE: {base_run.source} ({prov.describe(pa)})", f"NEW:  {new_run.source} ({prov.describe(pb)})",
+    base_line = f"BASE: {base_run.source} ({prov.describe(pa)})"
+    if len(repeats) > 1:
+        base_line = f"BASE: {len(repeats)} repeated runs, first {base_run.source} ({prov.describe(pa)})"
+    context = [base_line, f"NEW:  {new_run.source} ({prov.describe(pb)})",
                "machine and thread count: " + ("the same" if not machine_diffs else
                                                "DIFFERENT (" + "; ".join(machine_diffs) + ")")]
     if versions:
@@ -106,7 +124,7 @@ def compare_runs(base: str | Path | Run, new: str | Path | Run, *, latency_effec
         context.append(f"latency gating: {latency_gate}")
     settings = {"latency_effect": latency_effect, "alpha": alpha, "accuracy_tol": accuracy_tol,
                 "allow_size_change": allow_size_change, "latency_gate": latency_gate}
-    return Comparison(base_run, new_run, rows, settings, context)
+    return Comparison(base_run, new_run, rows, settings, context, repeats)
 
 
 __all__ = ["Comparison", "compare_runs", "UnusableInput", "LATENCY_GATES"]

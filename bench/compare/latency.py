@@ -12,6 +12,10 @@ those samples are depends on what the two records carry (docs/compare.md has the
 - `wall`: the raw samples, when there is no reference on one side (pytest-benchmark files of other tools).
 - `wall x peak`: across machines (or thread counts), each run's samples times its calibrated fp32 matmul
   peak (`device_peak_gflops`): work in units of the machine's own speed. A rough scale, labelled as such.
+
+What the normalisation leaves of the drift between runs is not in one run's samples. When BASE is several
+repeated runs of the same code, their spread is that drift, measured: NEW must then be slower than the
+SLOWEST repeat by more than the effect size (and the rank test runs against all repeats' samples pooled).
 """
 from __future__ import annotations
 
@@ -62,6 +66,9 @@ class LatencySides:
                    record.get("device") or provenance.get("device"), float(peak) if peak else None)
 
 
+BASIS_STRENGTH = (CPU_OVER_REFERENCE, WALL_OVER_REFERENCE, WALL)
+
+
 def choose_basis(a: LatencySides, b: LatencySides, same_machine: bool) -> str:
     if not same_machine:
         return WALL_TIMES_PEAK if a.peak_gflops and b.peak_gflops else WALL
@@ -72,6 +79,14 @@ def choose_basis(a: LatencySides, b: LatencySides, same_machine: bool) -> str:
     if same_workload and a.reference.size > 0 and b.reference.size > 0:
         return WALL_OVER_REFERENCE
     return WALL
+
+
+def common_basis(bases: list[LatencySides], new: LatencySides, same_machine: bool) -> str:
+    """The strongest basis that every BASE repeat shares with NEW."""
+    chosen = [choose_basis(a, new, same_machine) for a in bases]
+    if WALL_TIMES_PEAK in chosen:
+        return WALL_TIMES_PEAK if all(c == WALL_TIMES_PEAK for c in chosen) else WALL
+    return max(chosen, key=BASIS_STRENGTH.index)
 
 
 def normalised(s: LatencySides, basis: str) -> np.ndarray:
@@ -92,45 +107,60 @@ class LatencyDecision:
     reason: str
 
 
-def decide(a: np.ndarray, b: np.ndarray, *, alpha: float, effect: float) -> LatencyDecision:
-    """The rule on two sets of per-call samples: significant (Mann-Whitney U, p < alpha) AND the median changed
-    by more than `effect` (slower: new/base - 1 > effect; faster: base/new - 1 > effect)."""
-    if a.size == 0 or b.size == 0:
+def decide(repeats: list[np.ndarray], b: np.ndarray, *, alpha: float, effect: float) -> LatencyDecision:
+    """The rule on per-call samples of BASE (one array per repeated run) and of NEW: significant (Mann-Whitney U
+    of all BASE samples pooled against NEW's, p < alpha) AND the median changed by more than `effect` beyond
+    what the BASE repeats spread over (slower: new / slowest repeat - 1 > effect; faster: fastest repeat / new -
+    1 > effect; with one BASE run that is new / base - 1). The change reported is against the pooled median."""
+    repeats = [a for a in repeats if a.size]
+    if not repeats or b.size == 0:
         return LatencyDecision(NOT_COMPARABLE, None, None, "no samples on one side")
-    if np.median(a) <= 0 or np.median(b) <= 0:
+    pooled = np.concatenate(repeats)
+    medians = [float(np.median(a)) for a in repeats]
+    if min(medians) <= 0 or np.median(b) <= 0:
         return LatencyDecision(NOT_JUDGED, None, None, "a median of zero: below the clock's resolution")
-    change = stats.relative_median_change(a, b)
-    floor = stats.smallest_attainable_p(a.size, b.size)
+    change = stats.relative_median_change(pooled, b)
+    floor = stats.smallest_attainable_p(pooled.size, b.size)
     if floor >= alpha:
         return LatencyDecision(NOT_JUDGED, change, None,
-                               f"{a.size} and {b.size} samples: the rank test cannot reach p < {alpha:g} "
+                               f"{pooled.size} and {b.size} samples: the rank test cannot reach p < {alpha:g} "
                                f"(at best p = {floor:.3g}); time more calls")
-    p = stats.mann_whitney_u(a, b).p_value
-    slower, faster = change > effect, (1.0 / (1.0 + change) - 1.0) > effect
-    if p < alpha and slower:
-        return LatencyDecision(REGRESSION, change, p, f"slower by {change:+.1%} (> {effect:.0%}), p = {p:.2g}")
-    if p < alpha and faster:
-        return LatencyDecision(IMPROVEMENT, change, p, f"faster by {change:+.1%}, p = {p:.2g}")
+    p = stats.mann_whitney_u(pooled, b).p_value
+    slower = float(np.median(b)) / max(medians) - 1.0
+    faster = min(medians) / float(np.median(b)) - 1.0
+    spread = f" (beyond the {len(repeats)} BASE repeats' spread of {max(medians) / min(medians) - 1:.1%})" \
+        if len(repeats) > 1 else ""
+    if p < alpha and slower > effect:
+        return LatencyDecision(REGRESSION, change, p, f"slower by {slower:+.1%}{spread} > {effect:.0%}, p = {p:.2g}")
+    if p < alpha and faster > effect:
+        return LatencyDecision(IMPROVEMENT, change, p, f"faster by {faster:.1%}{spread} > {effect:.0%}, p = {p:.2g}")
     if p < alpha:
-        return LatencyDecision(WITHIN_NOISE, change, p, f"significant but within --latency-effect {effect:.0%}")
+        return LatencyDecision(WITHIN_NOISE, change, p,
+                               f"significant, but within --latency-effect {effect:.0%}" +
+                               (f" of the {len(repeats)} BASE repeats' range" if len(repeats) > 1 else ""))
     return LatencyDecision(WITHIN_NOISE, change, p, f"not significant (p = {p:.2g})")
 
 
-def compare_latency(job: str, base: dict, new: dict, base_provenance: dict, new_provenance: dict, *,
+def compare_latency(job: str, bases: list[tuple[dict, dict]], new: dict, new_provenance: dict, *,
                     same_machine: bool, gate: bool, alpha: float, effect: float) -> list[Finding]:
-    """One finding for a pair of records that both carry latency samples ([] when neither does)."""
-    a, b = LatencySides.of(base, base_provenance), LatencySides.of(new, new_provenance)
-    if a.wall.size == 0 and b.wall.size == 0:
+    """One finding for a record that carries latency samples in BASE (one or more repeated runs: (record,
+    provenance) pairs) and in NEW; [] when neither side has any."""
+    a_all = [LatencySides.of(record, provenance) for record, provenance in bases]
+    a_all = [a for a in a_all if a.wall.size] or a_all[:1]
+    b = LatencySides.of(new, new_provenance)
+    if a_all[0].wall.size == 0 and b.wall.size == 0:
         return []
-    p50_a = float(np.median(a.wall)) if a.wall.size else None
+    p50_a = float(np.median(np.concatenate([a.wall for a in a_all]))) if a_all[0].wall.size else None
     p50_b = float(np.median(b.wall)) if b.wall.size else None
-    if a.wall.size == 0 or b.wall.size == 0:
+    if p50_a is None or p50_b is None:
         return [Finding(job, "latency", "latency p50 ms", p50_a, p50_b, None, None, NOT_COMPARABLE, False,
-                        f"no latency samples in {'BASE' if a.wall.size == 0 else 'NEW'}")]
-    basis = choose_basis(a, b, same_machine)
-    decision = decide(normalised(a, basis), normalised(b, basis), alpha=alpha, effect=effect)
-    raw = stats.relative_median_change(a.wall, b.wall)
+                        f"no latency samples in {'BASE' if p50_a is None else 'NEW'}")]
+    basis = common_basis(a_all, b, same_machine)
+    decision = decide([normalised(a, basis) for a in a_all], normalised(b, basis), alpha=alpha, effect=effect)
+    raw = p50_b / p50_a - 1.0
     notes = [decision.reason, f"judged on {BASIS_LABELS[basis]}"]
+    if len(a_all) > 1:
+        notes.append(f"BASE: {len(a_all)} repeated runs")
     if basis != WALL:
         notes.append(f"raw p50 change {raw:+.1%}")
     fails = decision.verdict == REGRESSION and gate

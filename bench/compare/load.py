@@ -167,7 +167,8 @@ def load_run(path: str | Path) -> Run:
             return load_run(results)
         jobs = sorted((path / "records").glob("*.json")) if (path / "records").is_dir() else []
         if not jobs:
-            raise UnusableInput(f"{path}: not a run folder (no results.json, no records/*.json)")
+            repeats = "; it holds repeated runs: give it as BASE" if _run_folders(path) else ""
+            raise UnusableInput(f"{path}: not a run folder (no results.json, no records/*.json){repeats}")
         provenance, records = {}, []
         for job in jobs:  # a run stopped before results.json was written: its job files hold every record
             job_provenance, job_records = _records_of(job, _read_json(job))
@@ -185,3 +186,24 @@ def load_run(path: str | Path) -> Run:
         raise UnusableInput(f"{run.source}: no records (an empty run)")
     run.by_key()  # refuse ambiguous identities now, not halfway through the judging
     return run
+
+
+def _run_folders(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_dir() and ((p / "results.json").is_file() or (p / "records").is_dir()))
+
+
+def load_repeats(path: str | Path) -> list[Run]:
+    """BASE as one run, or as a folder of repeated runs of the same code (its run folders, in name order):
+    their spread tells `bench compare` how much this machine drifts between runs (docs/compare.md)."""
+    path = Path(path)
+    if path.is_dir() and not (path / "results.json").is_file() and not (path / "records").is_dir():
+        folders = _run_folders(path)
+        if folders:
+            runs = [load_run(f) for f in folders]
+            shas = {r.provenance.get("git_sha") for r in runs}
+            if len(shas) > 1:
+                raise UnusableInput(f"{path}: its repeated runs come from different code ({', '.join(map(str, sorted(shas, key=str)))})")
+            if len({r.kind for r in runs}) > 1:
+                raise UnusableInput(f"{path}: its repeated runs are not all of one kind")
+            return runs
+    return [load_run(path)]

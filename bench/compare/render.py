@@ -79,6 +79,7 @@ def to_table(comparison: Comparison, console=None) -> None:
     """Print to a terminal; when stdout is not a terminal, nothing is truncated (the console is as wide as the
     widest line needs)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     shown = _shown(comparison)
@@ -102,7 +103,7 @@ def to_table(comparison: Comparison, console=None) -> None:
                 table.add_column(name, justify="right" if numeric else "left", no_wrap=True, min_width=width)
         for row, r in zip(cells, shown):
             style = "red" if r["fails"] else ("green" if r["verdict"] == "improvement" else None)
-            table.add_row(*row, style=style)
+            table.add_row(*[escape(c) for c in row], style=style)  # "[unet]" is a name here, not markup
         console.print(table)
     for line in _summary(comparison):
         console.print(line, highlight=False, markup=False)

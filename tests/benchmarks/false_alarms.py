@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # this checkout's bench, not an installed one
 RUNNER = ("import sys, bench.runner as r; "
           "r.SUITE_PROBE_SETTINGS['quick'].update(min_iters=int(sys.argv.pop(1)), max_seconds=30.0); "
           "from bench.cli import app; app()")
