@@ -176,6 +176,8 @@ def test_machine_drift_is_cancelled_by_cpu_time_over_the_reference(tmp_path):
     row = only(result, "latency")
     assert row["verdict"] == WITHIN_NOISE and abs(row["change"]) < 0.03
     assert "CPU time / reference CPU time" in row["note"] and "raw p50 change +36" in row["note"]
+    assert any(line.startswith("NEW was timed on a busy machine") and "30%" in line for line in result.context)
+    assert not any(line.startswith("BASE was timed on a busy") for line in result.context)
     assert result.exit_code == 0
 
 

@@ -15,6 +15,7 @@ from bench.compare.load import Run, UnusableInput, describe_key, load_repeats, l
 from bench.compare.status import compare_status, only_in_one
 
 LATENCY_GATES = ("same-machine", "always", "never")
+BUSY_SHARE = 0.8  # below this share of the wall time on its cores, a run was timed on a busy machine
 COLUMNS = ["job", "check", "field", "base", "new", "change", "p_value", "verdict", "fails", "note"]
 
 
@@ -117,6 +118,11 @@ def compare_runs(base, new: str | Path | Run, *, latency_effect: float = 0.10, a
                                                "DIFFERENT (" + "; ".join(machine_diffs) + ")")]
     if versions:
         context.append(f"versions differ: {versions}")
+    for side, run in (("BASE", base_run), ("NEW", new_run)):
+        share = prov.cpu_share(run.records)
+        if share is not None and share < BUSY_SHARE:
+            context.append(f"{side} was timed on a busy machine: the process had its cores {share:.0%} of the timed "
+                           f"wall time (latency is judged on CPU time, which leaves that out)")
     if latency_gate == "same-machine":
         context.append("latency " + ("gates (same machine and thread count)" if not machine_diffs else
                                      "is reported, not gated (different machines: normalised by matmul peak)"))

@@ -161,6 +161,9 @@ def compare_latency(job: str, bases: list[tuple[dict, dict]], new: dict, new_pro
     notes = [decision.reason, f"judged on {BASIS_LABELS[basis]}"]
     if len(a_all) > 1:
         notes.append(f"BASE: {len(a_all)} repeated runs")
+    elif decision.verdict in (REGRESSION, IMPROVEMENT):
+        notes.append("one BASE run: this machine's drift between runs is unknown; give BASE as a folder of "
+                     "repeated runs to allow for it")
     if basis != WALL:
         notes.append(f"raw p50 change {raw:+.1%}")
     fails = decision.verdict == REGRESSION and gate

@@ -63,3 +63,15 @@ def describe(provenance: dict) -> str:
     if provenance.get("timestamp"):
         parts.append(str(provenance["timestamp"]))
     return ", ".join(parts)
+
+
+def cpu_share(records: list[dict]) -> float | None:
+    """The share of the timed wall time that the process spent on its cores, over every latency measurement
+    that kept CPU times: 1.0 on an idle machine; 0.2 when other processes held the cores 80% of the time."""
+    cpu = wall = 0.0
+    for record in records:
+        c, w = record.get("latency_cpu_samples_ms"), record.get("latency_samples_ms")
+        if isinstance(c, list) and isinstance(w, list) and c and len(c) == len(w):
+            cpu += sum(v for v in c if v is not None)
+            wall += sum(v for v in w if v is not None) * max(1, int(record.get("threads") or 1))
+    return cpu / wall if wall > 0 else None

@@ -6,7 +6,8 @@ Runs the quick suite N times, one process after the other, then compares run 1 w
 the naive rule (Mann-Whitney U + median change on the raw wall-clock samples) on the same pairs.
 
     python tests/benchmarks/false_alarms.py run --runs 40 --models unet,pixel_stats --out runs/false-alarms
-    python tests/benchmarks/false_alarms.py analyse runs/false-alarms
+    python tests/benchmarks/false_alarms.py analyse runs/false-alarms               # pairs 1-2, 3-4, ...
+    python tests/benchmarks/false_alarms.py analyse runs/false-alarms --repeats 5   # runs 1-5 as BASE repeats
 
 `--min-iters` raises the quick suite's minimum number of timed calls (3; and its 2 s cap to 30 s) for this
 measurement only, so that the rank test has enough samples to call anything at all (with 3 against 3
@@ -15,7 +16,6 @@ samples the smallest attainable p-value is 0.1, and nothing is ever significant 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import subprocess
@@ -67,28 +67,35 @@ def naive_regressions(base: Path, new: Path, alpha: float, effect: float) -> int
 
 
 def analyse(args: argparse.Namespace) -> None:
-    from bench.compare import compare_runs
+    """Pairs 1-2, 3-4, ... (one run against one run); with --repeats K, also the first K runs as BASE repeats
+    against each later run, as `make regress` compares a run with the committed baseline."""
+    from bench.compare import compare_runs, load_run
 
     runs = sorted(p for p in Path(args.dir).glob("run*") if (p / "results.json").is_file())
-    pairs = list(zip(runs[0::2], runs[1::2]))
-    if args.all_pairs:
-        pairs = list(itertools.combinations(runs, 2))
+    comparisons = [(base, new) for base, new in zip(runs[0::2], runs[1::2])]
+    if args.repeats:
+        # A list of loaded runs, not a folder: the worktree's commit moved while these runs were made (the
+        # measuring code did not), and a folder of repeats must carry one commit.
+        repeats = [load_run(r) for r in runs[:args.repeats]]
+        comparisons = [(repeats, new) for new in runs[args.repeats:]]
     ours = naive = judged = rows = 0
-    for base, new in pairs:
+    for base, new in comparisons:
         result = compare_runs(base, new, latency_effect=args.effect, alpha=args.alpha)
         latency = result.rows[result.rows["check"] == "latency"]
         rows += len(latency)
         judged += int((latency["p_value"].notna()).sum())
-        flagged = result.exit_code != 0
-        bad = naive_regressions(base, new, args.alpha, args.effect)
-        ours += int(flagged)
+        first = runs[0] if args.repeats else base
+        bad = naive_regressions(first, new, args.alpha, args.effect)
+        ours += int(result.exit_code != 0)
         naive += int(bad > 0)
-        if not args.all_pairs or flagged:
-            worst = latency.loc[latency["change"].abs().idxmax()] if len(latency) else None
-            print(f"{base.name} vs {new.name}: bench compare exit {result.exit_code}; naive rule flags {bad} row(s)"
-                  + (f"; largest judged change {worst['change']:+.1%} ({worst['job']})" if worst is not None else ""))
-    print(json.dumps({"pairs": len(pairs), "bench_compare_exit_0": len(pairs) - ours, "naive_rule_clean": len(pairs) - naive,
-                      "latency_rows": rows, "latency_rows_judged": judged, "effect": args.effect, "alpha": args.alpha}))
+        worst = latency.loc[latency["change"].abs().idxmax()] if len(latency) else None
+        label = f"runs 1-{args.repeats} (repeats)" if args.repeats else base.name
+        print(f"{label} vs {new.name}: bench compare exit {result.exit_code}; naive rule ({first.name} vs {new.name}) "
+              f"flags {bad} row(s)" + (f"; largest change {worst['change']:+.1%} ({worst['job']})" if worst is not None else ""))
+    print(json.dumps({"comparisons": len(comparisons), "bench_compare_exit_0": len(comparisons) - ours,
+                      "naive_rule_no_flag": len(comparisons) - naive, "latency_rows": rows,
+                      "latency_rows_judged": judged, "effect": args.effect, "alpha": args.alpha,
+                      "base_repeats": args.repeats or 1}))
 
 
 def main() -> None:
@@ -105,7 +112,7 @@ def main() -> None:
     a.add_argument("dir")
     a.add_argument("--effect", type=float, default=0.10)
     a.add_argument("--alpha", type=float, default=0.01)
-    a.add_argument("--all-pairs", action="store_true", help="every pair of runs, not only 1-2, 3-4, ...")
+    a.add_argument("--repeats", type=int, default=0, help="the first K runs as BASE repeats against each later run")
     args = parser.parse_args()
     run(args) if args.command == "run" else analyse(args)
 
