@@ -329,6 +329,7 @@ def test_same_settings_code_and_machine_must_reproduce_to_the_bit(tmp_path):
     good = scored(0, 2.0)
     same = compare(tmp_path, [accuracy(**good)], [accuracy(**good)])
     assert only(same, "determinism")["verdict"] == REPRODUCED and same.exit_code == 0
+    assert set(same.rows[same.rows["check"] == "accuracy"]["verdict"]) == {"same"}
     nudged = dict(good, scores=[s + 1e-6 for s in good["scores"]])
     drifted = compare(tmp_path / "nd", [accuracy(**good)], [accuracy(**nudged)])
     row = only(drifted, "determinism")

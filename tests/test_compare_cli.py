@@ -179,3 +179,12 @@ def test_pytest_benchmark_saved_without_raw_data_is_refused(tmp_path):
     del payload["benchmarks"][0]["stats"]["data"]
     path.write_text(json.dumps(payload))
     one_line_error(invoke(path, path), "a.json", "--benchmark-save-data")
+
+
+def test_a_piped_table_keeps_every_cell_on_one_line(tmp_path):
+    a = write(tmp_path / "a.json", [record(LONG_NAME), record("unet")])
+    b = write(tmp_path / "b.json", [record("unet")])
+    result = invoke(a, b)
+    assert result.exit_code == 0
+    line = next(line for line in result.output.splitlines() if LONG_NAME in line)
+    assert "only in BASE" in line and "not compared" in line

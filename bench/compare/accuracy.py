@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from bench.compare.findings import (IMPROVEMENT, NON_DETERMINISTIC, NOT_COMPARABLE, NOT_JUDGED, REGRESSION, REPRODUCED,
-                                    WITHIN_NOISE, Finding)
+                                    SAME, WITHIN_NOISE, Finding)
 
 METRICS = ("image_auroc", "image_ap", "pixel_auroc", "aupro", "image_f1_max", "pixel_ap")
 
@@ -61,7 +61,10 @@ def _by_delong(job: str, a: float, b: float, paired, alpha: float, tol: float) -
     from bench import stats
 
     labels, scores_a, scores_b = paired
-    result = stats.delong_test(labels, scores_a, scores_b)
+    try:
+        result = stats.delong_test(labels, scores_a, scores_b)
+    except ValueError as exc:  # e.g. fewer than two images of a class: no test, say why
+        return Finding(job, "accuracy", "image_auroc", a, b, b - a, None, NOT_JUDGED, False, f"DeLong: {exc}")
     p = result.p_value
     if p is None or (isinstance(p, float) and math.isnan(p)):
         # identical score rankings: the difference has no variance and is exactly zero
@@ -129,6 +132,8 @@ def compare_accuracy(job: str, base: dict, new: dict, *, alpha: float, tol: floa
             side, record = ("BASE", base) if a is None else ("NEW", new)
             found.append(Finding(job, "accuracy", metric, a, b, None, None, NOT_COMPARABLE, False,
                                  f"undefined in {side}: {_undefined_reason(record, metric)}"))
+        elif a == b and (metric != "image_auroc" or paired is None or paired[1] == paired[2]):
+            found.append(Finding(job, "accuracy", metric, a, b, 0.0, None, SAME, False))  # nothing to test
         elif metric == "image_auroc" and paired is not None:
             found.append(_by_delong(job, a, b, paired, alpha, tol))
         else:

@@ -88,8 +88,10 @@ def to_table(comparison: Comparison, console=None) -> None:
     if console is None:
         console = Console()
         if not console.is_terminal:
-            widest = max([sum(len(c) + 3 for c in row) for row in cells] + [120])
-            console = Console(width=widest + 4, soft_wrap=False)
+            headers = ("job", "check", "field", "BASE", "NEW", "change", "p", "verdict", "note")
+            columns = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
+            widest = max([sum(columns) + 3 * len(columns) + 1] + [len(line) for line in comparison.context] + [80])
+            console = Console(width=widest, soft_wrap=False)
     for line in comparison.context:
         console.print(line, highlight=False, markup=False)
     if cells:
@@ -147,6 +149,7 @@ def to_json(comparison: Comparison) -> str:
     rows = [{k: _jsonable(v) for k, v in r.items()} for r in _ordered(comparison)]
     payload = {"verdict": comparison.verdict, "exit_code": comparison.exit_code,
                "base": str(comparison.base.source), "new": str(comparison.new.source),
+               "base_repeats": [str(r.source) for r in comparison.base_repeats],
                "settings": comparison.settings, "context": comparison.context, "counts": comparison.counts(),
                "rows": rows}
     return json.dumps(payload, indent=1)
