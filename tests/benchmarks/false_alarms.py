@@ -66,35 +66,64 @@ def naive_regressions(base: Path, new: Path, alpha: float, effect: float) -> int
     return count
 
 
+def adjust(run, args):
+    """--without-reference: drop the CPU and reference samples, so that the same code judges the raw samples."""
+    if args.without_reference:
+        for record in run.records:
+            for key in [k for k in record if k.startswith("reference") or k == "latency_cpu_samples_ms"]:
+                del record[key]
+    return run
+
+
+def slowed(run, args):
+    """--slowdown F: NEW's model times (wall and CPU, not the reference's) times F: a model F times slower,
+    measured with this machine's real noise."""
+    run = adjust(run, args)
+    for record in run.records:
+        for key in ("latency_samples_ms", "latency_cpu_samples_ms"):
+            if isinstance(record.get(key), list):
+                record[key] = [v * args.slowdown for v in record[key]]
+    return run
+
+
 def analyse(args: argparse.Namespace) -> None:
     """Pairs 1-2, 3-4, ... (one run against one run); with --repeats K, also the first K runs as BASE repeats
     against each later run, as `make regress` compares a run with the committed baseline."""
     from bench.compare import compare_runs, load_run
 
-    runs = sorted(p for p in Path(args.dir).glob("run*") if (p / "results.json").is_file())
+    runs = sorted(p for p in Path(args.dir).glob("run*") if (p / "results.json").is_file())[:args.limit]
+    loaded = {r: adjust(load_run(r), args) for r in runs}
     comparisons = [(base, new) for base, new in zip(runs[0::2], runs[1::2])]
     if args.repeats:
-        # A list of loaded runs, not a folder: the worktree's commit moved while these runs were made (the
-        # measuring code did not), and a folder of repeats must carry one commit.
-        repeats = [load_run(r) for r in runs[:args.repeats]]
-        comparisons = [(repeats, new) for new in runs[args.repeats:]]
-    ours = naive = judged = rows = 0
+        comparisons = [(runs[:args.repeats], new) for new in runs[args.repeats:]]
+    ours = naive = judged = rows = flagged = 0
+    by_job: dict[str, int] = {}
     for base, new in comparisons:
-        result = compare_runs(base, new, latency_effect=args.effect, alpha=args.alpha)
+        # Loaded runs, not a folder of repeats: the worktree's commit moved while these runs were made (the
+        # measuring code did not), and a folder of repeats must carry one commit.
+        base_runs = [loaded[b] for b in base] if isinstance(base, list) else [loaded[base]]
+        result = compare_runs(base_runs, slowed(load_run(new), args), latency_effect=args.effect, alpha=args.alpha)
         latency = result.rows[result.rows["check"] == "latency"]
         rows += len(latency)
         judged += int((latency["p_value"].notna()).sum())
+        flagged += int((latency["verdict"] == "regression").sum())
+        for job, verdict in zip(latency["job"], latency["verdict"]):
+            by_job[job] = by_job.get(job, 0) + int(verdict == "regression")
         first = runs[0] if args.repeats else base
-        bad = naive_regressions(first, new, args.alpha, args.effect)
+        if args.slowdown != 1.0 or args.without_reference:
+            bad = -1  # the naive rule is reported on the runs as measured only
+        else:
+            bad = naive_regressions(first, new, args.alpha, args.effect)
         ours += int(result.exit_code != 0)
-        naive += int(bad > 0)
+        naive += int(bad != 0)
         worst = latency.loc[latency["change"].abs().idxmax()] if len(latency) else None
         label = f"runs 1-{args.repeats} (repeats)" if args.repeats else base.name
         print(f"{label} vs {new.name}: bench compare exit {result.exit_code}; naive rule ({first.name} vs {new.name}) "
               f"flags {bad} row(s)" + (f"; largest change {worst['change']:+.1%} ({worst['job']})" if worst is not None else ""))
     print(json.dumps({"comparisons": len(comparisons), "bench_compare_exit_0": len(comparisons) - ours,
+                      "slowdown": args.slowdown, "without_reference": args.without_reference,
                       "naive_rule_no_flag": len(comparisons) - naive, "latency_rows": rows,
-                      "latency_rows_judged": judged, "effect": args.effect, "alpha": args.alpha,
+                      "latency_rows_judged": judged, "latency_rows_flagged": flagged, "flagged_by_job": by_job, "effect": args.effect, "alpha": args.alpha,
                       "base_repeats": args.repeats or 1}))
 
 
@@ -113,6 +142,9 @@ def main() -> None:
     a.add_argument("--effect", type=float, default=0.10)
     a.add_argument("--alpha", type=float, default=0.01)
     a.add_argument("--repeats", type=int, default=0, help="the first K runs as BASE repeats against each later run")
+    a.add_argument("--limit", type=int, default=None, help="use the first N runs only")
+    a.add_argument("--slowdown", type=float, default=1.0, help="make NEW's model this much slower (sensitivity)")
+    a.add_argument("--without-reference", action="store_true", help="judge the raw samples (ablation)")
     args = parser.parse_args()
     run(args) if args.command == "run" else analyse(args)
 
