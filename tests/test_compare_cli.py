@@ -134,14 +134,13 @@ def test_allow_size_change_turns_the_exit_status_to_0(tmp_path):
 # -- pytest-benchmark files ----------------------------------------------------------------------------------
 def pytest_benchmark(path: Path, seconds: list[float], reference: list[float] | None = None,
                      cpu: list[float] | None = None, node: str = "vm") -> Path:
-    extra = {}
+    extra = {"torch": "2.14.1", "threads": 1}
     if reference is not None:
-        extra = {"reference_samples_ms": reference, "reference_cpu_samples_ms": reference,
+        extra |= {"reference_samples_ms": reference, "reference_cpu_samples_ms": reference,
                  "cpu_samples_ms": cpu if cpu is not None else [s * 1e3 for s in seconds],
                  "reference_workload": REFERENCE_WORKLOAD, "device": "cpu"}
     path.write_text(json.dumps({
-        "machine_info": {"node": node, "cpu": {"brand_raw": "AMD EPYC", "count": 2}, "python_version": "3.11.7",
-                         "torch": "2.14.1", "threads": 1, "device": "cpu"},
+        "machine_info": {"node": node, "cpu": {"brand_raw": "AMD EPYC", "count": 2}, "python_version": "3.11.7"},
         "commit_info": {"id": "0123456789abcdef"}, "datetime": "2026-11-29T10:00:00",
         "benchmarks": [{"group": None, "name": "test_inference[unet]",
                         "fullname": "tests/benchmarks/bench_inference.py::test_inference[unet]",
@@ -160,6 +159,9 @@ def test_pytest_benchmark_files_get_the_same_latency_test(tmp_path):
     row = json.loads(result.output)["rows"][0]
     assert row["job"].startswith("pytest-benchmark tests/benchmarks/bench_inference.py::test_inference[unet]")
     assert row["verdict"] == "regression" and "raw wall time" in row["note"]
+    table = invoke(a, b)
+    assert "test_inference[unet]" in table.output  # a name in brackets, printed as it is (not rich markup)
+    assert "1 thread(s)" in table.output and "torch 2.14.1" in table.output  # provenance from extra_info
 
 
 def test_pytest_benchmark_files_with_a_reference_cancel_drift(tmp_path):

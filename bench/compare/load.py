@@ -149,10 +149,11 @@ def _from_pytest_benchmark(path: Path, payload: dict) -> Run:
                   "cpu_count": cpu.get("count"), "python": info.get("python_version"),
                   "platform": info.get("system"), "git_sha": (payload.get("commit_info") or {}).get("id"),
                   "timestamp": payload.get("datetime")}
-    # tests/benchmarks/conftest.py adds these to machine_info, as defectbench's provenance names them
+    # tests/benchmarks/ keeps these in each benchmark's extra_info, as defectbench's provenance names them
+    first = benchmarks[0].get("extra_info") or {}
     for name in ("torch", "onnx", "onnxruntime", "threads", "device", "device_peak_gflops"):
-        if name in info:
-            provenance[name] = info[name]
+        if name in info or name in first:
+            provenance[name] = info.get(name, first.get(name))
     return Run(path, "pytest-benchmark", provenance, records)
 
 
