@@ -386,3 +386,22 @@ def test_base_repeats_must_be_the_same_code(tmp_path):
     write(folder / "r9", [profile(**latency(3, 41.0))], git_sha="another")
     with pytest.raises(UnusableInput, match="different code"):
         compare_runs(folder, write(tmp_path / "new", [profile(**latency(1, 40.0))]))
+
+
+def test_a_short_call_timed_on_a_busier_machine_than_base_is_reported_not_gated(tmp_path):
+    # pixel_stats-like: 0.5 ms against a 1.5 ms reference; NEW had its core half the time, BASE all of it
+    base = [profile("tiny", **latency(0, 0.5)), profile("unet", **latency(2, 60.0))]
+    new = [profile("tiny", **latency(1, 0.65, busy=0.5)), profile("unet", **latency(3, 60.0, busy=0.5))]
+    result = compare(tmp_path, base, new)
+    row = result.rows[(result.rows["check"] == "latency") & result.rows["job"].str.contains("tiny")].iloc[0]
+    assert row["verdict"] == REGRESSION and not row["fails"]
+    assert "busier machine than every BASE run" in row["note"] and "shorter than the reference" in row["note"]
+    assert any("busier machine" in line for line in result.context) and result.exit_code == 0
+    calm = compare(tmp_path / "calm", base, [profile("tiny", **latency(1, 0.65)), profile("unet", **latency(3, 60.0))])
+    assert calm.exit_code == 1  # the same slowdown, timed as calmly as BASE: gated
+
+
+def test_a_long_call_on_a_busier_machine_still_gates(tmp_path):
+    result = compare(tmp_path, [profile(**latency(0, 60.0))], [profile(**latency(1, 78.0, busy=0.3))])
+    row = only(result, "latency")
+    assert row["verdict"] == REGRESSION and row["fails"] and result.exit_code == 1

@@ -16,6 +16,9 @@ from bench.compare.status import compare_status, only_in_one
 
 LATENCY_GATES = ("same-machine", "always", "never")
 BUSY_SHARE = 0.8  # below this share of the wall time on its cores, a run was timed on a busy machine
+# NEW timed with less than this fraction of the least share any BASE run had is outside what BASE measured
+# (sub-millisecond calls slow down with a busier machine's cold caches; docs/compare.md): not gated
+BUSIER_THAN_BASE = 0.9
 COLUMNS = ["job", "check", "field", "base", "new", "change", "p_value", "verdict", "fails", "note"]
 
 
@@ -84,6 +87,12 @@ def compare_runs(base, new: str | Path | Run, *, latency_effect: float = 0.10, a
     pa, pb = base_run.provenance, new_run.provenance
     versions = prov.version_difference(pa, pb)
     software = prov.software_difference(pa, pb)
+    base_shares = [share for share in (prov.cpu_share(r.records) for r in repeats) if share is not None]
+    new_share = prov.cpu_share(new_run.records)
+    busier = (f"NEW was timed on a busier machine than every BASE run (the process had its cores {new_share:.0%} of "
+              f"the timed wall time, BASE {min(base_shares):.0%}-{max(base_shares):.0%}): outside the drift BASE "
+              f"measured") if base_shares and new_share is not None and new_share < BUSIER_THAN_BASE * min(base_shares) \
+        else ""
     found: list[Finding] = []
     for key in list(a_records) + [k for k in b_records if k not in a_records]:
         job = describe_key(key)
@@ -106,7 +115,8 @@ def compare_runs(base, new: str | Path | Run, *, latency_effect: float = 0.10, a
         bases = [(records[key], provenance) for records, provenance in repeat_records
                  if key in records and records[key].get("status", "ok") == "ok"]
         found.extend(compare_latency(job, bases, rb, pb, same_machine=not machine, gate=gate, alpha=alpha,
-                                     effect=latency_effect))
+                                     effect=latency_effect,
+                                     busier_than_base=busier if latency_gate == "same-machine" else ""))
     rows = pd.DataFrame([f.as_dict() for f in found], columns=COLUMNS)
     rows["fails"] = rows["fails"].astype(bool)
     machine_diffs = prov.machine_difference(pa, pb)
@@ -126,6 +136,9 @@ def compare_runs(base, new: str | Path | Run, *, latency_effect: float = 0.10, a
     if latency_gate == "same-machine":
         context.append("latency " + ("gates (same machine and thread count)" if not machine_diffs else
                                      "is reported, not gated (different machines: normalised by matmul peak)"))
+        if busier and not machine_diffs:
+            context.append(busier + ": latency of calls shorter than the reference workload (and of rows without "
+                           "one) is reported, not gated")
     else:
         context.append(f"latency gating: {latency_gate}")
     settings = {"latency_effect": latency_effect, "alpha": alpha, "accuracy_tol": accuracy_tol,
