@@ -11,7 +11,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,ray]'
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -39,3 +39,10 @@ BENCH_JSON ?= runs/bench-pytest.json
 bench-pytest: $(STAMP)
 	mkdir -p $(dir $(BENCH_JSON))
 	$(PY) -m pytest tests/benchmarks -o python_files='bench_*.py' -q --benchmark-json=$(BENCH_JSON)
+
+# The CUDA checks for a session lent a GPU (scripts/gpu_check.py documents the device call); on a CPU,
+# `make gpu-check ARGS=--dry-run GPU_PYTHON=.venv/bin/python` rehearses every step at a tiny size.
+GPU_PYTHON ?= python3
+.PHONY: gpu-check
+gpu-check:
+	$(GPU_PYTHON) scripts/gpu_check.py --out "$${OUT:-runs/gpu-check}" $(ARGS)

@@ -1,174 +1,234 @@
-"""The Python API under the CLI: `run(...)` and `report(...)` return pandas DataFrames / paths."""
+"""The Python API under the CLI: `run(...)`, `report(...)` and `compare(...)` return DataFrames / paths.
+
+`run` validates every option (bench/validate.py), plans the jobs (bench/plan.py), reuses what an earlier run
+in the same folder finished with the same settings, hands the rest to an executor (bench/executors/), and
+writes each job's records the moment they arrive (bench/results.py).
+"""
 from __future__ import annotations
 
-import math
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
-import torch
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench import provenance as prov
 from bench import results
-from bench.probes import calibrate_peak_gflops
-from bench.runner import (SUITES, RunConfig, suite_categories, accuracy_job_ids, accuracy_jobs, default_threads, mean_rows,
-                          probe_settings, profile_job, profile_job_id, resolve_device)
+from bench.config import DEFAULT_VARIANTS, RunConfig
+from bench.plan import JobSpec
+from bench.progress import RunProgress
+from bench.validate import UsageError
 
-console = Console(stderr=True)
-
-
-def _check_models(names: Sequence[str] | None, suite: str) -> list[str]:
-    from models import get_entry, list_models
-
-    if not names:
-        return [e.name for e in list_models()]
-    for name in names:
-        get_entry(name)  # raises with the list of known names
-    return list(names)
+RESULTS_EVERY = 30.0  # seconds between rewrites of results.json / results.csv during a run
+# What a fresh run (no --resume) replaces in its folder: a run folder describes one run.
+RUN_OUTPUTS = ("records", "results.json", "results.csv", "report", "gallery", "checkpoints", "tmp", "superseded")
 
 
-def _check_model_options(cfg: RunConfig, names: list[str]) -> None:
-    """Refuse, before measuring anything, options that no selected model can use or files that are not there."""
-    from models.registry import detector_arguments
-
-    accepted = set().union(*(detector_arguments(n) for n in names))
-    for option, path in (("--weights", cfg.weights), ("--vgg-weights", cfg.vgg_weights)):
-        if path and not Path(path).is_file():
-            raise FileNotFoundError(f"{option}: no such file: {path}")
-        if path and option.lstrip("-").replace("-", "_") not in accepted:
-            raise ValueError(f"{option}: none of the selected models ({', '.join(names)}) takes pretrained weights")
-    for key in cfg.model_args:
-        if key not in accepted:
-            raise ValueError(f"--model-arg {key}: none of the selected models ({', '.join(names)}) takes {key!r}")
-    if cfg.labelled_defects is not None and cfg.labelled_defects < 0:
-        raise ValueError("--labelled-defects must be >= 0")
-    if cfg.folds < 2:
-        raise ValueError("--folds must be >= 2")
+def _as_list(value, cast) -> list | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float, str)):
+        value = [value]
+    return [cast(v) for v in value]
 
 
-def _resolve_data(cfg: RunConfig) -> tuple[Path, list[str]]:
-    """The dataset root (the synthetic set is generated on first use) and the categories to evaluate."""
-    import datasets
+def make_config(suite: str = "profile", models: Sequence[str] | None = None, *, image_size: int | None = None,
+                batch_size: int | None = None, device: str = "auto", threads: int | None = None,
+                out: str | Path = "runs/latest", seed: int = 0, seeds: Sequence[int] | None = None,
+                resume: bool = False, retry_failed: bool = False, dry_run: bool = False, executor: str = "process",
+                job_timeout: float | None = None, job_memory_mb: float | None = None, ray_address: str | None = None,
+                plugins: Sequence[str] = (), variants: Sequence[str] | None = None,
+                batch_sizes: Sequence[int] | None = None, dataset: str = "synthetic",
+                data_root: str | Path | None = None, categories: Sequence[str] | None = None,
+                epochs: int | None = None, train_minutes: Sequence[float] | float | None = None,
+                schedule: str | None = None, labelled_defects: int | None = None, folds: int = 5,
+                weights: str | None = None, vgg_weights: str | None = None, model_args: dict | None = None,
+                eval_only: bool = False, checkpoints: str | Path | None = None,
+                argv: list[str] | None = None) -> RunConfig:
+    minutes = _as_list(train_minutes, float)
+    return RunConfig(suite=suite, models=list(models) if models else None, image_size=image_size,
+                     batch_size=batch_size, device=device, threads=threads, out=Path(out),
+                     seeds=list(seeds) if seeds else [seed], resume=resume, retry_failed=retry_failed, dry_run=dry_run, executor=executor,
+                     job_timeout=job_timeout, job_memory_mb=job_memory_mb, ray_address=ray_address,
+                     plugins=[str(p) for p in plugins], variants=list(variants or DEFAULT_VARIANTS),
+                     batch_sizes=list(batch_sizes) if batch_sizes else None, dataset=dataset,
+                     data_root=Path(data_root) if data_root else None,
+                     categories=list(categories) if categories else None, epochs=epochs,
+                     train_minutes=sorted(minutes) if minutes else None, schedule=schedule,
+                     labelled_defects=labelled_defects, folds=folds, weights=weights, vgg_weights=vgg_weights,
+                     model_args=dict(model_args or {}), eval_only=eval_only,
+                     checkpoints=Path(checkpoints) if checkpoints else None, argv=argv)
 
-    root = cfg.data_root
-    if cfg.dataset == "synthetic" and root is None:
-        from datasets.synthetic import default_cache_dir, ensure_synthetic
 
-        root = ensure_synthetic(default_cache_dir(), seed=0)
-    elif root is None:
-        raise ValueError(f"--data-root is required for --dataset {cfg.dataset}")
-    available = datasets.list_categories(cfg.dataset, root)
-    cats = cfg.categories or suite_categories(cfg) or available
-    unknown = [c for c in cats if c not in available]
-    if unknown:
-        raise ValueError(f"--categories: {unknown[0]!r} is not in {root}; available: {', '.join(available)}")
-    return root, cats
+def run(suite: str = "profile", models: Sequence[str] | None = None, *, quiet: bool = False, **options) -> pd.DataFrame:
+    """Run a suite; write RUN/records/*.json, RUN/results.json and RUN/results.csv; return the table.
+
+    Raises `UsageError` (before any work) for bad options. Keyword options are those of `make_config`."""
+    cfg = make_config(suite, models, **options)
+    return Run(cfg, quiet=quiet).execute()
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("{task.fields[detail]}"), console=console, transient=False)
+class Run:
+    """One `bench run`: the plan, what is reused, the executor's records, the files."""
 
+    def __init__(self, cfg: RunConfig, quiet: bool = False):
+        self.cfg = cfg
+        self.quiet = quiet
 
-def run(suite: str = "profile", models: Sequence[str] | None = None, *, image_size: int | None = None,
-        batch_size: int | None = None, device: str = "auto", threads: int | None = None,
-        out: str | Path = "runs/latest", seed: int = 0, resume: bool = False, dataset: str = "synthetic",
-        data_root: str | Path | None = None, categories: Sequence[str] | None = None, epochs: int | None = None,
-        train_minutes: Sequence[float] | float | None = None, labelled_defects: int | None = None, folds: int = 5,
-        weights: str | None = None, vgg_weights: str | None = None, model_args: dict | None = None,
-        eval_only: bool = False, argv: list[str] | None = None, quiet: bool = False) -> pd.DataFrame:
-    """Run a suite; write RUN/records/*.json, RUN/results.json and RUN/results.csv; return the table."""
-    if suite not in SUITES:
-        raise ValueError(f"--suite must be one of {', '.join(SUITES)}, got {suite!r}")
-    if isinstance(train_minutes, (int, float)):
-        train_minutes = [float(train_minutes)]
-    cfg = RunConfig(suite=suite, models=list(models) if models else None, image_size=image_size,
-                    batch_size=batch_size, device=device, threads=threads, out=Path(out), seed=seed, resume=resume,
-                    dataset=dataset, data_root=Path(data_root) if data_root else None,
-                    categories=list(categories) if categories else None, epochs=epochs,
-                    train_minutes=sorted(float(m) for m in train_minutes) if train_minutes else None,
-                    labelled_defects=labelled_defects, folds=folds, weights=weights, vgg_weights=vgg_weights,
-                    model_args=dict(model_args or {}), eval_only=eval_only, argv=argv)
-    dev = resolve_device(device)
-    n_threads = threads or default_threads()
-    torch.set_num_threads(n_threads)
-    names = _check_models(cfg.models, suite)
-    _check_model_options(cfg, names)
-    if eval_only and suite != "accuracy":
-        raise ValueError("--eval-only goes with --suite accuracy")
-    measures_accuracy = suite in ("accuracy", "all", "paper")
-    root, cats = _resolve_data(cfg) if measures_accuracy else (None, [])  # bad data fails before measuring
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    provenance = prov.collect(dev, n_threads, seed, argv)
-    done = results.finished_jobs(cfg.out) if resume else {}
-    if not resume and not eval_only:
-        for stale in (cfg.out / "records").glob("*.json") if (cfg.out / "records").is_dir() else []:
-            stale.unlink()  # a fresh run never mixes in another run's records
-    records: list[dict] = []
-    stage_seconds: dict[str, float] = {}
-    show = not quiet
+    # -- before any work -------------------------------------------------------------------------------
+    def plan(self) -> list[JobSpec]:
+        from bench.config import default_threads, run_device
+        from bench.plan import plan_run
+        from bench.validate import check_run
 
-    def keep(record: dict) -> None:
-        records.append(record)
-        results.write_record(cfg.out, record, provenance)
+        cfg = self.cfg
+        names, root, categories = check_run(cfg)
+        self.device = run_device(cfg)
+        self.threads = cfg.threads or default_threads()
+        if cfg.suite == "deploy":
+            from bench.deploy import plan_deploy
 
-    if suite in ("profile", "quick", "all", "paper"):
-        t0 = time.perf_counter()
-        settings = probe_settings(cfg, dev, n_threads)
-        peak = calibrate_peak_gflops(dev, seconds=0.3 if suite == "quick" else 1.0)
-        provenance["device_peak_gflops"] = peak
-        with _progress() as bar:
-            task = bar.add_task("profile", total=len(names), detail="", visible=show)
-            for name in names:
-                bar.update(task, detail=name)
-                jid = profile_job_id(name, cfg, dev)
-                if jid in done and done[jid].get("status") == "ok":
-                    records.append(done[jid])
+            specs = plan_deploy(cfg, cfg.models, self.device.type, self.threads)
+        else:
+            specs = plan_run(cfg, names, self.device.type, self.threads, root, categories)
+        if not specs:
+            raise UsageError("nothing to run: no job in the plan (check --models, --categories and --suite)")
+        return specs
+
+    def existing_jobs(self) -> dict[str, dict]:
+        """Job files already in the run folder, by job id; unreadable ones are named and left to rerun."""
+        found = {}
+        for path in results.job_files(self.cfg.out):
+            try:
+                payload = results.read_job(path)
+            except results.RunFolderError as exc:
+                if "schema" in str(exc):
+                    raise UsageError(str(exc)) from None
+                self.say(f"{exc}; its job will run again")
+                continue
+            found[payload.get("job_id") or path.stem] = payload
+        return found
+
+    # -- the run ---------------------------------------------------------------------------------------
+    def execute(self) -> pd.DataFrame:
+        from bench import provenance as prov
+        from bench.aggregate import mean_rows
+        from bench.executors import make_executor
+
+        cfg = self.cfg
+        specs = self.plan()
+        existing = self.existing_jobs() if (cfg.resume or cfg.eval_only or cfg.dry_run) else {}
+        if cfg.dry_run:
+            from bench.dryrun import describe_plan
+
+            return describe_plan(specs, existing, cfg.out, quiet=self.quiet)
+        if cfg.eval_only:
+            specs = [self.for_eval_only(s, existing) for s in specs]
+        reused = self.reusable(specs, existing) if cfg.resume else {}
+        todo = [s for s in specs if s.job_id not in reused]
+        executor = make_executor(cfg.executor, memory_mb=cfg.job_memory_mb, ray_address=cfg.ray_address)
+        if todo:
+            executor.prepare(todo)  # e.g. a Ray cluster that cannot run the jobs is refused before anything changes
+        if not cfg.resume and not cfg.eval_only:
+            self.clear_folder()
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        self.provenance = prov.collect(self.device, self.threads, cfg.seed, cfg.argv, executor=cfg.executor)
+        self.records_by_job: dict[str, list[dict]] = {job: payload["records"] for job, payload in reused.items()}
+        self.order = [s.job_id for s in specs]
+        self.write_results([])  # from now on results.json describes this run, however it ends
+        started = time.perf_counter()
+        progress = RunProgress(todo, reused=len(reused), quiet=self.quiet)
+
+        def on_record(spec: JobSpec, record: dict) -> None:
+            self.records_by_job.setdefault(spec.job_id, []).append(record)
+            results.write_job(cfg.out, spec.job_id, spec.to_dict(), self.records_by_job[spec.job_id],
+                              self.provenance, complete=False)
+            progress.record(spec, record)
+
+        last_write = [time.perf_counter()]
+
+        def on_done(spec: JobSpec) -> None:
+            results.write_job(cfg.out, spec.job_id, spec.to_dict(), self.records_by_job.get(spec.job_id, []),
+                              self.provenance, complete=True)
+            progress.done(spec)
+            # The job files are the record of truth; results.json follows them at most every RESULTS_EVERY
+            # seconds (on a large cluster rewriting it at every job end would occupy the driver) and at the end.
+            if time.perf_counter() - last_write[0] >= RESULTS_EVERY:
+                self.write_results(mean_rows(self.all_records()))
+                last_write[0] = time.perf_counter()
+
+        with progress:
+            executor.run(todo, on_record, on_done, progress.update)
+        self.provenance["run_seconds"] = time.perf_counter() - started
+        records = self.all_records()
+        frame = self.write_results(mean_rows(records))
+        report_path = None
+        if cfg.suite in ("all", "paper", "deploy"):
+            try:
+                report_path = report(cfg.out).get("report.html")
+            except Exception as exc:  # the measurements are already on disk; say what broke and keep them
+                self.say(f"report failed: {type(exc).__name__}: {exc} (re-render with `bench report {cfg.out}`)")
+        if not self.quiet:
+            from bench.summary import print_summary
+
+            print_summary(frame, self.provenance, cfg.out, report_path)
+        return frame
+
+    def all_records(self) -> list[dict]:
+        return [r for job in self.order for r in self.records_by_job.get(job, [])]
+
+    def write_results(self, extra: list[dict]) -> pd.DataFrame:
+        return results.write_results(self.cfg.out, self.all_records() + extra, self.provenance)
+
+    # -- resume, eval-only, fresh --------------------------------------------------------------------------
+    def reusable(self, specs: list[JobSpec], existing: dict[str, dict]) -> dict[str, dict]:
+        """Complete job files whose settings match a planned job; others with the same prefix are set aside."""
+        from bench.plan import settings_difference
+
+        wanted = {s.job_id: s for s in specs}
+        by_prefix = {s.prefix: s for s in specs}
+        reused = {}
+        for job, payload in existing.items():
+            if job in wanted:
+                failed = any(r.get("status") == "failed" for r in payload.get("records", []))
+                if payload.get("complete") and failed and self.cfg.retry_failed:
+                    self.say(f"records/{job}.json: failed before; --retry-failed runs it again")
+                elif payload.get("complete"):
+                    reused[job] = payload
                 else:
-                    keep(profile_job(name, cfg, settings, peak,
-                                     on_probe=lambda p, n=name: bar.update(task, detail=f"{n}: {p}")))
-                bar.advance(task)
-        stage_seconds["profile"] = time.perf_counter() - t0
+                    self.say(f"records/{job}.json: the job was interrupted; it runs again from scratch")
+                continue
+            prefix = job.rsplit("__", 1)[0]
+            if prefix in by_prefix:
+                spec = by_prefix[prefix]
+                old = JobSpec.from_dict(payload["job"]).identity() if "job" in payload else {}
+                self.say(f"records/{job}.json: made with other settings ({settings_difference(old, spec.identity())}); "
+                         f"not reused, moved to superseded/")
+                target = self.cfg.out / "superseded"
+                target.mkdir(exist_ok=True)
+                shutil.move(str(results.job_file(self.cfg.out, job)), target / f"{job}.json")
+        return reused
 
-    if measures_accuracy:
-        t0 = time.perf_counter()
-        with _progress() as bar:
-            task = bar.add_task("accuracy", total=len(names) * len(cats), detail="", visible=show)
-            for name in names:
-                for cat in cats:
-                    bar.update(task, detail=f"{name} / {cat}")
-                    ids = accuracy_job_ids(name, cat, cfg)
-                    if all(done.get(j, {}).get("status") == "ok" for j in ids):
-                        records.extend(done[j] for j in ids)
-                    else:
-                        on_step = lambda c, step, loss, n=name: bar.update(task, detail=f"{n} / {c}: step {step} loss {loss:.4g}")  # noqa: E731
-                        for record in accuracy_jobs(name, cat, cfg, dev, n_threads, root, progress=on_step):
-                            keep(record)
-                    bar.advance(task)
-        for record in mean_rows(records):
-            keep(record)
-        stage_seconds["accuracy"] = time.perf_counter() - t0
+    def for_eval_only(self, spec: JobSpec, existing: dict[str, dict]) -> JobSpec:
+        from dataclasses import replace
 
-    provenance["stage_seconds"] = stage_seconds
-    frame = results.write_results(cfg.out, records, provenance)
-    report_path = None
-    if suite in ("all", "paper"):
-        t0 = time.perf_counter()
-        try:
-            report_path = report(cfg.out).get("report.html")
-        except Exception as exc:  # the measurements are already on disk; say what broke and keep them
-            console.print(f"[red]report failed[/red]: {type(exc).__name__}: {exc} (re-render with `bench report {cfg.out}`)")
-        stage_seconds["report"] = time.perf_counter() - t0
-        provenance["stage_seconds"] = stage_seconds
-        results.write_results(cfg.out, records, provenance)
-    if show:
-        print_summary(frame, stage_seconds, cfg.out)
-        if report_path:
-            console.print(f"report: {report_path}")
-    return frame
+        from bench.jobs.accuracy import stage_name
+
+        previous = {stage_name(r.get("train_minutes")): r for r in existing.get(spec.job_id, {}).get("records", [])
+                    if r.get("status") == "ok" and r.get("variant", "torch-fp32") == "torch-fp32"}
+        return replace(spec, mode="eval_only", previous=previous)
+
+    def clear_folder(self) -> None:
+        for name in RUN_OUTPUTS:
+            path = self.cfg.out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
+    def say(self, line: str) -> None:
+        print(line, file=sys.stderr)
 
 
 def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict:
@@ -177,42 +237,17 @@ def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict:
 
     run_dir = Path(run_dir)
     if not (run_dir / "results.json").is_file():
-        raise FileNotFoundError(f"{run_dir}: no results.json here (not a defectbench run directory)")
+        raise UsageError(f"{run_dir}: no results.json here (not a defectbench run directory)")
+    try:
+        results.load_results(run_dir)
+    except results.RunFolderError as exc:
+        raise UsageError(str(exc)) from None
     return render_report(run_dir, Path(out_dir) if out_dir else None)
 
 
-SUMMARY_PROFILE = ["model", "status", "params", "gmacs", "model_mb", "peak_infer_mb", "onnx_mb", "onnx_parity",
-                   "latency_ms_p50", "latency_ms_p99", "ort_latency_ms_p50", "train_step_ms_p50"]
-SUMMARY_ACCURACY = ["model", "category", "train_minutes", "status", "image_auroc", "pixel_auroc", "aupro", "train_seconds"]
+def exit_status(frame: pd.DataFrame) -> int:
+    """0 when every job is ok (or skipped: a variant the device cannot do), 1 when any failed."""
+    if "status" not in frame or frame.empty:
+        return 0
+    return 1 if (frame["status"] == "failed").any() else 0
 
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "-"
-        return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return "" if value is None else str(value)
-
-
-def print_summary(frame: pd.DataFrame, stage_seconds: dict, out: Path) -> None:
-    from rich.table import Table
-
-    for suite, cols in (("profile", SUMMARY_PROFILE), ("accuracy", SUMMARY_ACCURACY)):
-        part = frame[frame["suite"] == suite] if "suite" in frame else frame.iloc[0:0]
-        if part.empty:
-            continue
-        table = Table(title=suite, title_justify="left")
-        cols = [c for c in cols if c in part.columns]
-        for c in cols:
-            table.add_column(c, justify="left" if c in ("model", "status", "category", "onnx_parity") else "right")
-        for _, row in part.iterrows():
-            table.add_row(*[_fmt(row[c]) if not (isinstance(row[c], float) and math.isnan(row[c])) else "-" for c in cols])
-        console.print(table)
-    failed = frame[frame["status"] != "ok"] if "status" in frame else frame.iloc[0:0]
-    for _, row in failed.iterrows():
-        console.print(f"[red]failed[/red] {row['model']} {row.get('category', '') or ''}: {row['error']}")
-    for stage, sec in stage_seconds.items():
-        console.print(f"{stage}: {sec:.1f} s")
-    console.print(f"results: {out / 'results.csv'} and {out / 'results.json'}")

@@ -1,6 +1,11 @@
-"""The `bench` command: a thin typer layer over the Python API in `bench.api`."""
+"""The `bench` command: a thin typer layer over the Python API in `bench.api`.
+
+Exit status: 0 when every job is ok (a `skipped` variant counts as ok), 1 when a job failed (the results are
+still written), 2 for bad input (one line naming the option or file; nothing was measured).
+"""
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Optional
@@ -20,6 +25,21 @@ app.command("compare")(compare_cmd)
 
 def _split(value: Optional[str]) -> Optional[list[str]]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _numbers(option: str, value: Optional[str], cast) -> Optional[list]:
+    if not value:
+        return None
+    out = []
+    for part in _split(value) or []:
+        try:
+            number = cast(part)
+        except ValueError:
+            raise ValueError(f"{option}: {part!r} is not a {'whole ' if cast is int else ''}number") from None
+        if isinstance(number, float) and not math.isfinite(number):
+            raise ValueError(f"{option}: {part!r} is not a finite number")
+        out.append(number)
+    return out
 
 
 def _parse_model_args(pairs: list[str]) -> dict:
@@ -42,66 +62,103 @@ def _parse_model_args(pairs: list[str]) -> dict:
     return out
 
 
-def _fail(exc: Exception) -> None:
-    # Bad input gets one clear line, not a traceback.
+def fail(exc: Exception | str) -> None:
+    """Bad input: one clear line, exit status 2, no traceback."""
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
 
 
 @list_app.command("models")
-def list_models_cmd(family: Optional[str] = typer.Option(None, help="segmenter, detector or baseline")) -> None:
+def list_models_cmd(family: Optional[str] = typer.Option(None, help="segmenter, detector or baseline"),
+                    plugin: Optional[list[Path]] = typer.Option(None, help="a plugin file to load first; repeatable")) -> None:
     """Print the model table."""
     from rich.console import Console
     from rich.table import Table
 
+    from bench.plugins import PluginError, load_plugins
     from models import list_models
 
+    try:
+        load_plugins([str(p) for p in plugin or []])
+    except PluginError as exc:
+        fail(exc)
     table = Table("name", "family", "input", "module")
     table.add_column("paper", overflow="ellipsis", no_wrap=True, max_width=70)
     for e in list_models(family):
         table.add_row(e.name, e.family, str(e.input_size), e.module, e.paper)
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+@list_app.command("variants")
+def list_variants_cmd() -> None:
+    """Print the deployment variants `--variants` takes."""
+    from bench.variants import VARIANTS
+
+    for spec in VARIANTS.values():
+        typer.echo(f"{spec.name:26} {spec.runtime:12} {spec.precision:5} {'CUDA only' if spec.cuda_only else ''}".rstrip())
 
 
 @app.command("run")
 def run_cmd(
-    suite: str = typer.Option("profile", help="profile | quick | accuracy | all | paper"),
+    suite: str = typer.Option("profile", help="profile | quick | accuracy | all | paper | deploy"),
     models: Optional[str] = typer.Option(None, help="comma-separated model names (default: all registered)"),
     image_size: Optional[int] = typer.Option(None, help="square input side (default: 256 profile, 64 quick, 128 accuracy)"),
-    batch_size: Optional[int] = typer.Option(None, help="profile batch size (default 8; quick 2)"),
+    batch_size: Optional[int] = typer.Option(None, help="profile batch size (default 8; quick 2; all 1)"),
+    batch_sizes: Optional[str] = typer.Option(None, help="a batch sweep, e.g. 1,2,4,8,16,32: one row per batch size"),
+    variants: Optional[str] = typer.Option(None, help="deployment variants (default torch-fp32,ort-fp32); `bench list variants`"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     threads: Optional[int] = typer.Option(None, help="intra-op threads for PyTorch and ONNX Runtime (default: all cores)"),
     out: Path = typer.Option(Path("runs/latest"), help="run directory"),
-    seed: int = typer.Option(0),
-    resume: bool = typer.Option(False, help="keep the finished jobs already recorded in --out"),
+    seed: int = typer.Option(0, help="the seed of every job"),
+    seeds: Optional[str] = typer.Option(None, help="repeat each accuracy job per training seed, e.g. 0,1,2"),
+    resume: bool = typer.Option(False, help="keep the finished jobs already recorded in --out with the same settings"),
+    retry_failed: bool = typer.Option(False, help="with --resume: run the jobs that failed before again"),
+    dry_run: bool = typer.Option(False, help="print the plan (jobs, what is done, a time estimate) and stop"),
+    executor: str = typer.Option("process", help="process (each job in a child process) | inline | ray"),
+    job_timeout: Optional[float] = typer.Option(None, help="seconds a job may run before it is killed (default per suite)"),
+    job_memory_mb: Optional[float] = typer.Option(None, help="CPU memory a job may add, in MB (process and ray executors)"),
+    ray_address: Optional[str] = typer.Option(None, help="an existing Ray cluster's GCS address HOST:6379 (default: $RAY_ADDRESS, else a new local instance); see docs/ray.md"),
+    plugin: Optional[list[Path]] = typer.Option(None, help="a Python file registering models; repeatable"),
     dataset: str = typer.Option("synthetic", help="synthetic | mvtec | btad | folder"),
     data_root: Optional[Path] = typer.Option(None, help="dataset root (not needed for synthetic)"),
     categories: Optional[str] = typer.Option(None, help="comma-separated categories (default: all)"),
-    epochs: Optional[int] = typer.Option(None, help="training epochs (accuracy)"),
+    epochs: Optional[int] = typer.Option(None, help="training epochs (accuracy; caps a --train-minutes budget too)"),
     train_minutes: Optional[str] = typer.Option(None, help="training minutes per category; several (1,3,10) evaluate after each"),
+    schedule: Optional[str] = typer.Option(None, help="learning rate: budget (decays to zero at the budget's end) | constant"),
     labelled_defects: Optional[int] = typer.Option(None, help="train on N labelled real defects, k-fold over the test set"),
     folds: int = typer.Option(5, help="folds for --labelled-defects"),
-    weights: Optional[Path] = typer.Option(None, help="local torchvision backbone state dict (PIADE: ResNet-50; pyramid_ae: ResNet-18)"),
+    weights: Optional[Path] = typer.Option(None, help="local torchvision backbone state dict (PIADE: ResNet-50; pyramid_ae: ResNet-18; fcn32, segnet: VGG16)"),
     vgg_weights: Optional[Path] = typer.Option(None, help="local torchvision VGG11 state dict for the perceptual loss"),
     model_arg: Optional[list[str]] = typer.Option(None, help="KEY=VALUE for the builders that take KEY (e.g. n_gaussians=150); repeatable"),
     eval_only: bool = typer.Option(False, help="re-evaluate the checkpoints stored in --out instead of training"),
+    checkpoints: Optional[Path] = typer.Option(None, help="--suite deploy: the run whose checkpoints to evaluate"),
 ) -> None:
     """Measure the models: cost (profile), accuracy, or both with a report (all)."""
     from bench import api
+    from bench.validate import UsageError
 
     try:
-        minutes = [float(m) for m in _split(train_minutes)] if train_minutes else None
-        frame = api.run(suite, _split(models), image_size=image_size, batch_size=batch_size, device=device,
-                        threads=threads, out=out, seed=seed, resume=resume, dataset=dataset, data_root=data_root,
-                        categories=_split(categories), epochs=epochs, train_minutes=minutes,
-                        labelled_defects=labelled_defects, folds=folds, weights=str(weights) if weights else None,
-                        vgg_weights=str(vgg_weights) if vgg_weights else None,
-                        model_args=_parse_model_args(model_arg or []), eval_only=eval_only, argv=sys.argv)
-    except (ValueError, KeyError, FileNotFoundError) as exc:
-        _fail(exc)
-    if (frame["status"] != "ok").any():
-        typer.echo(f"{int((frame['status'] != 'ok').sum())} job(s) failed; see {out / 'results.csv'}", err=True)
+        cfg = api.make_config(
+            suite, _split(models), image_size=image_size, batch_size=batch_size, device=device, threads=threads,
+            out=out, seed=seed, seeds=_numbers("--seeds", seeds, int), resume=resume, retry_failed=retry_failed,
+            dry_run=dry_run,
+            executor=executor, job_timeout=job_timeout, job_memory_mb=job_memory_mb, ray_address=ray_address,
+            plugins=[str(p) for p in plugin or []], variants=_split(variants),
+            batch_sizes=_numbers("--batch-sizes", batch_sizes, int), dataset=dataset, data_root=data_root,
+            categories=_split(categories), epochs=epochs, train_minutes=_numbers("--train-minutes", train_minutes, float),
+            schedule=schedule, labelled_defects=labelled_defects, folds=folds,
+            weights=str(weights) if weights else None, vgg_weights=str(vgg_weights) if vgg_weights else None,
+            model_args=_parse_model_args(model_arg or []), eval_only=eval_only, checkpoints=checkpoints, argv=sys.argv)
+        frame = api.Run(cfg).execute()
+    except (UsageError, ValueError, KeyError, FileNotFoundError) as exc:
+        fail(exc)
+    if dry_run:
+        return
+    status = api.exit_status(frame)
+    if status:
+        typer.echo(f"{int((frame['status'] == 'failed').sum())} record(s) failed; see {out / 'results.csv'}", err=True)
+    raise typer.Exit(status)
 
 
 @app.command("report")
@@ -113,7 +170,7 @@ def report_cmd(run_dir: Path = typer.Argument(..., help="a run directory holding
     try:
         written = api.report(run_dir, out)
     except (ValueError, FileNotFoundError) as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(f"report: {written.get('report.html', run_dir / 'report' / 'report.html')}")
 
 

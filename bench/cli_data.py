@@ -11,9 +11,21 @@ data_app = typer.Typer(no_args_is_help=True, help="Check, fetch, generate and pr
 console = Console()
 
 
-def _fail(error: Exception) -> None:
-    console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+def _fail(error: Exception | str) -> None:
+    """Bad input, as for `bench run`: one line naming the option or file, exit status 2."""
+    typer.echo(f"error: {error}", err=True)
+    raise typer.Exit(2)
+
+
+def _failed(error: Exception | str) -> None:
+    """Work that started and failed (a download, a checksum, an archive): exit status 1."""
+    typer.echo(f"error: {error}", err=True)
     raise typer.Exit(1)
+
+
+def _at_least(option: str, value: int, minimum: int) -> None:
+    if value < minimum:
+        _fail(f"{option} must be >= {minimum}, got {value}")
 
 
 def _print_check(result) -> None:
@@ -60,8 +72,10 @@ def fetch_cmd(
 
     from datasets.check import check_dataset
     from datasets.common import DatasetError
-    from datasets.fetch import fetch
+    from datasets.fetch import SOURCES, fetch
 
+    if dataset not in SOURCES:
+        _fail(f"cannot fetch {dataset!r}; fetchable: {', '.join(SOURCES)}")
     with Progress(TextColumn(f"{dataset}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(), console=console) as bar:
         task = bar.add_task("download", total=None)
 
@@ -72,7 +86,7 @@ def fetch_cmd(
             fetch(dataset, root, url=url, sha256=sha256, progress=progress)
         except DatasetError as e:
             bar.stop()
-            _fail(e)
+            _failed(e)
     console.print(f"extracted into {root}; checking")
     try:
         result = check_dataset(dataset, root)
@@ -96,6 +110,9 @@ def synth_cmd(
     from datasets.synthetic import generate_synthetic
 
     chosen = [c.strip() for c in categories.split(",") if c.strip()] if categories else None
+    for option, value in (("--n-train", n_train), ("--n-test-good", n_test_good), ("--n-test-defective", n_test_defective)):
+        _at_least(option, value, 1)
+    _at_least("--seed", seed, 0)
     started = time.perf_counter()
     try:
         root = generate_synthetic(out, size, seed, chosen, n_train, n_test_good, n_test_defective)
@@ -121,6 +138,11 @@ def preview_cmd(
     from datasets.preview import preview_grid
     from datasets.synthetic import default_cache_dir
 
+    for option, value, minimum in (("--n-normal", n_normal, 0), ("--n-defect", n_defect, 0), ("--scale", scale, 1),
+                                   ("--image-size", image_size, 16)):
+        _at_least(option, value, minimum)
+    if n_normal + n_defect == 0:
+        _fail("--n-normal and --n-defect are both 0: nothing to preview")
     if data_root is None and dataset != "synthetic":
         _fail(DatasetError(f"--data-root is required for --dataset {dataset}"))
     root = data_root if data_root is not None else default_cache_dir()

@@ -4,6 +4,9 @@ Image metrics take `labels` [N] (0 normal, 1 defective) and `scores` [N] (higher
 Pixel metrics take `masks` [N,H,W] (non-zero = defect) and `maps` [N,H,W] anomaly maps.
 AUROC and AP come from scikit-learn; AUPRO is written here and follows the MVTec AD authors' evaluation
 code (`pro_curve_util.compute_pro` + `generic_util.trapezoid`) point for point, vectorised.
+The single-metric functions raise ValueError when their metric is undefined for the data (one class, masks
+without a defect pixel); `compute_all` keeps every defined metric and names the undefined ones with the reason.
+Intervals for these metrics: bench/intervals.py.
 """
 from __future__ import annotations
 
@@ -14,11 +17,16 @@ from scipy import ndimage
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 # 8-connectivity inside an image, no connection between images: the middle plane of a 3x3x3 stencil.
-_REGION_STRUCTURE = np.zeros((3, 3, 3), dtype=bool)
-_REGION_STRUCTURE[1] = True
+REGION_STRUCTURE = np.zeros((3, 3, 3), dtype=bool)
+REGION_STRUCTURE[1] = True
 
 
-def _image_inputs(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+IMAGE_METRICS = ("image_auroc", "image_ap", "image_f1_max")
+PIXEL_METRICS = ("pixel_auroc", "pixel_ap", "aupro")
+
+
+def image_arrays(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+    """labels as int8 and scores as float64, both [N]; ValueError for malformed input (not for one class)."""
     labels = np.asarray(labels).ravel()
     scores = np.asarray(scores, dtype=np.float64).ravel()
     if labels.shape != scores.shape:
@@ -29,17 +37,29 @@ def _image_inputs(labels, scores) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"labels must be 0 (normal) or 1 (defective), got values {np.unique(labels)[:10]}")
     if not np.isfinite(scores).all():
         raise ValueError("scores contain NaN or infinite values")
-    labels = labels.astype(np.int8)
+    return labels.astype(np.int8), scores
+
+
+def image_metrics_undefined(labels: np.ndarray) -> str:
+    """Why the image metrics are undefined for these labels ("" when they are defined)."""
     if labels.min() == labels.max():
-        which = "defective" if labels[0] == 1 else "normal"
-        raise ValueError(f"labels hold one class only (all {which}): image AUROC/AP/F1 need both classes")
+        return f"the test set has one class only (all {'defective' if labels[0] == 1 else 'normal'})"
+    return ""
+
+
+def _image_inputs(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+    labels, scores = image_arrays(labels, scores)
+    reason = image_metrics_undefined(labels)
+    if reason:
+        raise ValueError(f"{reason}: image AUROC/AP/F1 need both classes")
     return labels, scores
 
 
-def _pixel_inputs(masks, maps) -> tuple[np.ndarray, np.ndarray]:
+def pixel_arrays(masks, maps) -> tuple[np.ndarray, np.ndarray]:
     """Masks as bool and maps as float32, both (N,H,W); float32 keeps an MVTec category (~8.5M pixels) small.
 
     float64 maps are thus ranked at float32 precision: scores closer than that become ties.
+    ValueError for malformed input (shapes, NaN), not for masks without a defect pixel.
     """
     masks = np.asarray(masks)
     maps = np.asarray(maps)
@@ -53,11 +73,24 @@ def _pixel_inputs(masks, maps) -> tuple[np.ndarray, np.ndarray]:
     maps = maps.astype(np.float32, copy=False)
     if not np.isfinite(maps).all():
         raise ValueError("anomaly maps contain NaN or infinite values")
+    return masks, maps
+
+
+def pixel_metrics_undefined(masks: np.ndarray) -> str:
+    """Why the pixel metrics are undefined for these masks ("" when they are defined)."""
     defect_pixels = int(np.count_nonzero(masks))
     if defect_pixels == 0:
-        raise ValueError("masks have no defect pixel: pixel AUROC/AP and AUPRO need at least one")
+        return "the masks have no defect pixel"
     if defect_pixels == masks.size:
-        raise ValueError("masks have no normal pixel: pixel AUROC/AP and AUPRO need at least one")
+        return "the masks have no normal pixel"
+    return ""
+
+
+def _pixel_inputs(masks, maps) -> tuple[np.ndarray, np.ndarray]:
+    masks, maps = pixel_arrays(masks, maps)
+    reason = pixel_metrics_undefined(masks)
+    if reason:
+        raise ValueError(f"{reason}: pixel AUROC/AP and AUPRO need at least one")
     return masks, maps
 
 
@@ -122,7 +155,7 @@ def _lowest_needed_score(scores: np.ndarray, regions: np.ndarray, normal_count: 
 
 
 def _pro_curve(masks: np.ndarray, maps: np.ndarray, fpr_limit: float | None):
-    regions, region_count = ndimage.label(masks, structure=_REGION_STRUCTURE)
+    regions, region_count = ndimage.label(masks, structure=REGION_STRUCTURE)
     regions = regions.ravel()
     region_sizes = np.bincount(regions, minlength=region_count + 1)
     normal_count = int(region_sizes[0])
@@ -195,23 +228,48 @@ def aupro(masks, maps, fpr_limit: float = 0.3) -> float:
     return _area_up_to(fprs, pros, fpr_limit) / fpr_limit
 
 
-def compute_all(labels, scores, masks=None, maps=None) -> dict[str, float]:
-    """Image metrics always; pixel AUROC, pixel AP and AUPRO too when anomaly maps are given."""
-    results = {
-        "image_auroc": image_auroc(labels, scores),
-        "image_ap": image_ap(labels, scores),
-        "image_f1_max": image_f1_max(labels, scores),
-    }
-    if maps is not None:
-        if masks is None:
-            raise ValueError("maps given without masks: pixel metrics need the ground-truth masks")
-        masks, maps = _pixel_inputs(masks, maps)
-        if len(masks) != len(np.asarray(labels).ravel()):
-            raise ValueError(f"{len(masks)} masks for {np.asarray(labels).size} labels")
-        results["pixel_auroc"] = pixel_auroc(masks, maps)
-        results["pixel_ap"] = pixel_ap(masks, maps)
-        results["aupro"] = aupro(masks, maps)
+def undefined_reasons(labels, scores, masks=None, maps=None) -> tuple[dict[str, str], tuple]:
+    """Check the inputs of `compute_all`; returns ({metric: why it is undefined}, (labels, scores, masks, maps))
+    with the arrays converted. Raises ValueError only for malformed input (shapes, NaN, labels not 0/1)."""
+    labels, scores = image_arrays(labels, scores)
+    undefined = dict.fromkeys(IMAGE_METRICS, image_metrics_undefined(labels))
+    if maps is None:
+        pixel_reason = "the model gives no anomaly maps"
+    elif masks is None:
+        pixel_reason = "the test set has no ground-truth masks"
+    else:
+        masks, maps = pixel_arrays(masks, maps)
+        if len(masks) != len(labels):
+            raise ValueError(f"{len(masks)} masks for {len(labels)} labels")
+        pixel_reason = pixel_metrics_undefined(masks)
+    undefined.update(dict.fromkeys(PIXEL_METRICS, pixel_reason))
+    return {name: why for name, why in undefined.items() if why}, (labels, scores, masks, maps)
+
+
+def describe_undefined(undefined: dict[str, str]) -> str:
+    """`{"pixel_auroc": why, "aupro": why}` -> "pixel_auroc, aupro: why" (one clause per reason, "; " between)."""
+    by_reason: dict[str, list[str]] = {}
+    for name, why in undefined.items():
+        by_reason.setdefault(why, []).append(name)
+    return "; ".join(f"{', '.join(names)}: {why}" for why, names in by_reason.items())
+
+
+def compute_all(labels, scores, masks=None, maps=None) -> dict:
+    """Every metric on its own: {image_auroc, image_ap, image_f1_max, pixel_auroc, pixel_ap, aupro: float or
+    None, undefined_metrics: str}.
+
+    A metric that is undefined for the data is None and `undefined_metrics` says why (e.g. "pixel_auroc,
+    pixel_ap, aupro: the masks have no defect pixel"; "" when all are defined): one class only leaves the image
+    metrics undefined; no maps, no masks, or masks without a defect (or without a normal) pixel leave the pixel
+    metrics undefined. Malformed input (shape mismatch, NaN scores or maps, labels not 0/1) raises ValueError.
+    """
+    undefined, (labels, scores, masks, maps) = undefined_reasons(labels, scores, masks, maps)
+    functions = {"image_auroc": lambda: image_auroc(labels, scores), "image_ap": lambda: image_ap(labels, scores),
+                 "image_f1_max": lambda: image_f1_max(labels, scores), "pixel_auroc": lambda: pixel_auroc(masks, maps),
+                 "pixel_ap": lambda: pixel_ap(masks, maps), "aupro": lambda: aupro(masks, maps)}
+    results: dict = {name: None if name in undefined else compute() for name, compute in functions.items()}
     for name, value in results.items():
-        if not math.isfinite(value):
+        if value is not None and not math.isfinite(value):
             raise ValueError(f"{name} came out as {value}")
+    results["undefined_metrics"] = describe_undefined(undefined)
     return results

@@ -1,7 +1,7 @@
 """Cost probes. Each probe measures one thing and returns a flat dict of named numbers, units in the names.
 
 Signature: `probe(module, example_input, settings) -> dict`; `train_step_probe` takes the Detector, since a
-training step needs the model's own loss and optimiser. The runner composes them (bench/runner.py).
+training step needs the model's own loss and optimiser. The profile job composes them (bench/jobs/profile.py).
 Definitions (also in the README's column list):
 - `model_mb`: bytes of parameters + buffers / 1e6.
 - `gmacs`: multiply-accumulates of one forward pass of ONE image, in units of 1e9, counted by fvcore
@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import tempfile
 import time
 import warnings
@@ -393,14 +394,22 @@ def ort_session(path: Path, s: ProbeSettings):
 
 def onnx_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
     """Export, check, measure the files, compare ONNX Runtime with PyTorch, and time ONNX Runtime."""
-    import onnx
-
     out_dir = Path(tempfile.mkdtemp(prefix="onnx-", dir=s.workdir))
     if x.device.type != "cpu":
         # Export and compare on a CPU copy: the fp32 reference must not carry CUDA's TF32 convolutions.
         import copy
 
         module, x = copy.deepcopy(module).cpu(), x.cpu()
+    try:
+        return _onnx_measure(module, x, out_dir, s)
+    finally:  # a failed export or session must not leave its files in RUN/tmp
+        if not s.keep_onnx:
+            shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def _onnx_measure(module: nn.Module, x: torch.Tensor, out_dir: Path, s: ProbeSettings) -> dict:
+    import onnx
+
     path = export_onnx(module, x, out_dir, s.opset)
     onnx.checker.check_model(str(path))  # by path, so external data is checked too
     onnx_bytes = sum(f.stat().st_size for f in out_dir.iterdir() if f.is_file())
@@ -425,10 +434,6 @@ def onnx_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
         **measure_latency(lambda: session.run(None, feed), s, prefix="ort_latency", device=torch.device("cpu")),
     }
     del session
-    if not s.keep_onnx:
-        for f in out_dir.iterdir():
-            f.unlink()
-        out_dir.rmdir()
     return record
 
 

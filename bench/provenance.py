@@ -33,21 +33,30 @@ def git_sha(cwd: Path | None = None) -> str:
         return "unknown"
 
 
-def collect(device: torch.device, threads: int, seed: int, argv: list[str] | None = None) -> dict:
+def collect(device: torch.device, threads: int, seed: int, argv: list[str] | None = None,
+            executor: str = "inline") -> dict:
+    import onnx
     import onnxruntime
 
-    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
+    from bench.variants.mathmode import cpu_flags, math_mode
+
+    local_gpu = device.type == "cuda" and torch.cuda.is_available()  # else the cluster's nodes have the GPUs
+    gpu = torch.cuda.get_device_name(device) if local_gpu else ""
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
         "platform": platform.platform(),
         "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
         "gpu": gpu,
-        "cuda": torch.version.cuda if device.type == "cuda" else "",
+        "cuda": torch.version.cuda if local_gpu else "",
         "device": str(device),
         "threads": threads,
+        "executor": executor,
+        "math_mode": math_mode(device) if device.type == "cpu" or local_gpu else {},
         "git_sha": git_sha(),
         "seed": seed,
         "command": " ".join(argv if argv is not None else sys.argv),

@@ -1,9 +1,12 @@
-"""Run directories: one self-contained JSON file per job, written when the job ends, and the assembled
-`results.json` / `results.csv`.
+"""Run directories: one JSON file per job, rewritten as the job's records arrive, and the assembled
+`results.json` / `results.csv` (results schema 2, docs/design.md).
 
-    RUN/records/<job_id>.json   {"schema": 1, "provenance": {...}, "record": {...}}  (raw samples included)
-    RUN/results.json            {"schema": 1, "provenance": {...}, "records": [...]}
+    RUN/records/<job_id>.json   {"schema": 2, "provenance": {...}, "job": {...}, "complete": bool, "records": [...]}
+    RUN/results.json            {"schema": 2, "provenance": {...}, "records": [...]}
     RUN/results.csv             one row per record, scalar columns only (raw sample lists stay in the JSON)
+
+Every file is written to a temporary name and renamed into place: a crash mid-write never leaves a half
+file that a resume or a report would read.
 """
 from __future__ import annotations
 
@@ -16,10 +19,14 @@ from typing import Any
 
 import pandas as pd
 
-SCHEMA = 1
+SCHEMA = 2
 # The leading columns of every table, in this order; the rest follow as the probes name them.
-LEADING_COLUMNS = ["suite", "model", "family", "dataset", "category", "device", "image_size", "batch_size",
-                   "threads", "status", "error"]
+LEADING_COLUMNS = ["suite", "model", "family", "variant", "dataset", "category", "train_minutes", "seed", "device",
+                   "image_size", "batch_size", "threads", "status", "error"]
+
+
+class RunFolderError(ValueError):
+    """A run folder or results file that cannot be used; the message is one line naming the file."""
 
 
 def job_id(*parts: Any) -> str:
@@ -39,33 +46,65 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    # Write then rename: a crash mid-write never leaves a half record that a resume would trust.
+def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_clean(payload), indent=1, sort_keys=False))
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
-def write_record(run_dir: Path, record: dict, provenance: dict) -> Path:
-    path = Path(run_dir) / "records" / f"{record['job_id']}.json"
-    _write_json(path, {"schema": SCHEMA, "provenance": provenance, "record": record})
+def write_json(path: Path, payload: dict) -> None:
+    _atomic_write(Path(path), json.dumps(_clean(payload), indent=1, sort_keys=False))
+
+
+def read_json(path: Path, what: str = "results file") -> dict:
+    """A JSON object from `path`, or a RunFolderError naming the file and what is wrong with it."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunFolderError(f"{path}: no such {what}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunFolderError(f"{path}: unreadable {what} ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if not isinstance(payload, dict):
+        raise RunFolderError(f"{path}: not a defectbench {what} (a JSON {type(payload).__name__}, not an object)")
+    if payload.get("schema") != SCHEMA:
+        found = payload.get("schema")
+        raise RunFolderError(f"{path}: written by results schema {found!r}; this defectbench reads schema {SCHEMA} "
+                             f"(re-run it, or use the defectbench version that wrote it)")
+    return payload
+
+
+# -- job files -------------------------------------------------------------------------------------------
+def job_file(run_dir: Path, job: str) -> Path:
+    return Path(run_dir) / "records" / f"{job}.json"
+
+
+def write_job(run_dir: Path, job: str, spec: dict, records: list[dict], provenance: dict, complete: bool) -> Path:
+    """The job's file with the records it has written so far; `complete` once the job has ended."""
+    path = job_file(run_dir, job)
+    write_json(path, {"schema": SCHEMA, "provenance": provenance, "job": spec, "job_id": job, "complete": complete,
+                      "records": records})
     return path
 
 
-def read_record(path: Path) -> dict:
-    payload = json.loads(Path(path).read_text())
-    if payload.get("schema") != SCHEMA:
-        raise ValueError(f"{path}: unknown results schema {payload.get('schema')!r} (this defectbench reads {SCHEMA})")
-    return payload["record"]
+def read_job(path: Path) -> dict:
+    payload = read_json(path, "job record")
+    if not isinstance(payload.get("records"), list) or "job" not in payload:
+        raise RunFolderError(f"{path}: not a defectbench job record (no 'job' or 'records')")
+    return payload
 
 
-def finished_jobs(run_dir: Path) -> dict[str, dict]:
-    """Records already written in this run directory, by job id (for resuming a run)."""
+def job_files(run_dir: Path) -> list[Path]:
     folder = Path(run_dir) / "records"
-    return {p.stem: read_record(p) for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
 
 
+# -- assembled results -------------------------------------------------------------------------------------
 def is_scalar(value: Any) -> bool:
     return not isinstance(value, (list, tuple, dict))
 
@@ -79,17 +118,35 @@ def to_frame(records: list[dict]) -> pd.DataFrame:
 
 def write_results(run_dir: Path, records: list[dict], provenance: dict) -> pd.DataFrame:
     run_dir = Path(run_dir)
-    _write_json(run_dir / "results.json", {"schema": SCHEMA, "provenance": provenance, "records": records})
+    write_json(run_dir / "results.json", {"schema": SCHEMA, "provenance": provenance, "records": records})
     frame = to_frame(records)
-    frame.to_csv(run_dir / "results.csv", index=False)
+    _atomic_write(run_dir / "results.csv", frame.to_csv(index=False))
     return frame
 
 
-def load_results(run_dir: Path) -> tuple[dict, list[dict]]:
-    path = Path(run_dir) / "results.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no results.json in this run directory")
-    payload = json.loads(path.read_text())
-    if payload.get("schema") != SCHEMA:
-        raise ValueError(f"{path}: unknown results schema {payload.get('schema')!r} (this defectbench reads {SCHEMA})")
-    return payload["provenance"], payload["records"]
+def load_results(path: Path) -> tuple[dict, list[dict]]:
+    """(provenance, records) of a run folder or a results.json file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    payload = read_json(path)
+    records = payload.get("records")
+    if not isinstance(records, list):
+        raise RunFolderError(f"{path}: not a defectbench results file (no list of records)")
+    return dict(payload.get("provenance") or {}), records
+
+
+def check_run_folder(run_dir: Path) -> None:
+    """Refuse, before any work, an --out that is a file or a run folder written by another schema."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunFolderError(f"--out {run_dir}: exists and is not a folder")
+    results = run_dir / "results.json"
+    if results.is_file():
+        try:
+            schema = json.loads(results.read_text()).get("schema")
+        except (OSError, ValueError, AttributeError):
+            return  # unreadable results are rewritten by the run; the job files are what resume reads
+        if schema != SCHEMA:
+            raise RunFolderError(f"--out {run_dir}: a run folder written by results schema {schema!r}; this "
+                                 f"defectbench writes schema {SCHEMA}: choose another --out")

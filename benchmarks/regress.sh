@@ -20,13 +20,8 @@ REPEATS=${REGRESS_REPEATS:-5}
 QUICK=(--suite quick --threads 1 --seed 0)
 ACCURACY=(--suite accuracy --models pixel_stats,u2net_small --categories nut --epochs 1 --image-size 64 --threads 1 --seed 0)
 
-bridge() {
-    # INTERIM until `bench run` writes results schema 2 itself: then delete this function's line and the script.
-    "$PY" benchmarks/schema1_bridge.py "$@"
-}
-
-measure_quick() { "$PY" -m bench.cli run "${QUICK[@]}" --out "$1" && bridge "$1"; }
-measure_accuracy() { "$PY" -m bench.cli run "${ACCURACY[@]}" --out "$1" && bridge "$1"; }
+measure_quick() { "$PY" -m bench.cli run "${QUICK[@]}" --out "$1"; }
+measure_accuracy() { "$PY" -m bench.cli run "${ACCURACY[@]}" --out "$1"; }
 
 keep_results() {  # a run folder's results.json only (no checkpoints, galleries or per-job files)
     mkdir -p "$2"

@@ -24,29 +24,67 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.schedule import DEFAULT_WARMUP, FitClock, check_schedule, mean_budget_factor
+
 
 @dataclass(frozen=True)
 class Budget:
-    """Train until `epochs` passes over the data or `minutes` of wall time, whichever ends first."""
+    """How long one `fit` may train, and how its learning rate moves.
 
-    epochs: int = 1
+    A *run* is one detector trained once; it may be fitted in several stages (a learning curve evaluated after
+    1, 3 and 10 minutes), each stage one `fit` with its own Budget that says where the run stands.
+    - `epochs`: the run's cap in passes over the training data (fractions allowed); the steps of earlier
+      stages (`steps_done`) count against it, and a fit whose cap is already reached trains 0 steps.
+    - `minutes`: wall-clock minutes of THIS fit. It stops at whichever of the caps ends first.
+    - `max_steps`: a hard cap on this fit's optimiser steps (tests, smoke runs); not part of the schedule.
+    - `run_minutes`: the run's whole time budget (the last stage's end), the schedule's horizon on the wall
+      clock; None: this fit's `minutes`. `seconds_done`: the run's time budget spent by earlier stages (the
+      previous stage's end, in seconds), so that the schedule reaches 0 exactly at the last stage's end.
+    - `schedule`: "budget" warms up over the first `warmup` fraction of the run and then decays the learning
+      rate linearly to zero at the run's end (`models.schedule`); "constant" keeps each model's own rate (the
+      authors' protocols). Either way the base rate is the model's own (`make_optimizer`).
+
+    The schedule's clock is optimiser steps for `epochs` (bit-reproducible) and wall time for minutes; with
+    both, it follows whichever is further along. The stages of a learning curve share ONE schedule, to the
+    last stage's end; the earlier stages are evaluated on the weights as they are then (see `models.schedule`).
+    """
+
+    epochs: float = 1
     minutes: float = math.inf
-    max_steps: int | None = None  # a hard cap, for tests
+    max_steps: int | None = None
+    steps_done: int = 0
+    run_minutes: float | None = None
+    seconds_done: float = 0.0
+    schedule: str = "budget"
+    warmup: float = DEFAULT_WARMUP
 
-    def out_of_time(self, steps: int, started: float) -> bool:
-        if self.max_steps is not None and steps >= self.max_steps:
-            return True
-        return (time.perf_counter() - started) >= self.minutes * 60.0
+    def __post_init__(self):
+        check_schedule(self.schedule)
+        if self.epochs < 0 or self.steps_done < 0 or self.seconds_done < 0:
+            raise ValueError(f"epochs, steps_done and seconds_done must be >= 0; got {self.epochs}, "
+                             f"{self.steps_done}, {self.seconds_done}")
+        if not self.minutes > 0 or (self.run_minutes is not None and not self.run_minutes > 0):
+            raise ValueError(f"minutes and run_minutes must be > 0; got {self.minutes}, {self.run_minutes}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"warmup must be a fraction in [0, 1); got {self.warmup}")
 
 
 @dataclass
 class FitReport:
-    epochs: int = 0  # completed passes (a pass cut short by the time budget counts as partial below)
+    epochs: int = 0  # passes over the data completed within this fit
     steps: int = 0
-    train_seconds: float = 0.0
+    train_seconds: float = 0.0  # everything the fit did, batch-norm recalibration included
     final_loss: float = float("nan")
     loss_history: list[float] = field(default_factory=list)  # mean loss of each pass (partial last pass included)
     stopped_by: str = "epochs"  # "epochs" | "minutes" | "max_steps" | "no_training"
+    batches_per_epoch: int = 0
+    learning_rates: list[float] = field(default_factory=list)  # the first parameter group's rate at each update
+    schedule: str = "constant"
+
+    @property
+    def epochs_trained(self) -> float:
+        """Steps as a fraction of passes (a pass cut short by a time budget counts in part)."""
+        return self.steps / self.batches_per_epoch if self.batches_per_epoch else 0.0
 
 
 # A progress callback gets (step, loss) after each step; the runner passes one that drives a rich bar.
@@ -58,6 +96,11 @@ class Detector(ABC):
 
     name: str = "detector"
     image_level_only: bool = False
+    # Whether training learns from the masks: a model with True learns real labelled defects in its training
+    # data as defects (`--labelled-defects`); one with False treats every training image as normal, so
+    # labelled defects would only teach it that defects are normal.
+    uses_labels: bool = False
+    clock = staticmethod(time.perf_counter)  # the wall clock of minute budgets (a fake one in tests)
 
     def __init__(self, image_size: int):
         self.image_size = int(image_size)
@@ -93,37 +136,75 @@ class Detector(ABC):
             m.train(on)
 
     def fit(self, train_data: Iterable[dict], budget: Budget, progress: ProgressFn | None = None) -> FitReport:
-        report = FitReport()
-        # One optimiser per detector: a fit in stages (a learning curve) continues Adam's state, as one fit would.
+        """Train within `budget` on batches of `train_data` (a sized iterable: a DataLoader or a list).
+
+        One optimiser per detector: a run fitted in stages (a learning curve) continues Adam's state, as one fit
+        would. Under `schedule="budget"` each update's rate is the model's base rate times the schedule's mean
+        over the stretch of budget the step used (`models.schedule`); the base rate is restored at the end.
+        """
+        try:
+            batches_per_epoch = len(train_data)  # type: ignore[arg-type]
+        except TypeError:
+            raise TypeError("fit needs sized training data (a DataLoader or a list of batches)") from None
+        if batches_per_epoch == 0:
+            raise ValueError("the training data yielded no batch")
+        report = FitReport(batches_per_epoch=batches_per_epoch, schedule=budget.schedule)
+        run_steps = round(budget.epochs * batches_per_epoch)  # the run's step cap, and the step clock's horizon
+        epoch_cap = run_steps - budget.steps_done  # steps left under it
+        if epoch_cap <= 0 or budget.max_steps == 0:
+            report.stopped_by = "epochs" if epoch_cap <= 0 else "max_steps"  # earlier stages reached the cap
+            return report
         optimizer = self._optimizer = getattr(self, "_optimizer", None) or self.make_optimizer()
+        for group in optimizer.param_groups:
+            group.setdefault("base_lr", group["lr"])
+        # A step cap far beyond what the minutes allow (the runner's "no epoch cap") does not flatten the
+        # schedule: the clock takes the larger fraction, so the minutes drive it then.
+        run_seconds = (budget.minutes if budget.run_minutes is None else budget.run_minutes) * 60.0
+        clock = FitClock(run_steps, run_seconds, steps_done=budget.steps_done, seconds_done=budget.seconds_done,
+                         now=self.clock)
+        step_started_at = [0.0]  # progress when the current step began
+
+        def apply_rate(opt, args, kwargs):
+            if budget.schedule == "budget":
+                factor = mean_budget_factor(step_started_at[0], clock.progress(report.steps + 1), budget.warmup)
+                for group in opt.param_groups:
+                    group["lr"] = group["base_lr"] * factor
+            report.learning_rates.append(float(opt.param_groups[0]["lr"]))
+
+        hook = optimizer.register_step_pre_hook(apply_rate)
         self.train_mode(True)
-        started = time.perf_counter()
-        cut_short = False
-        while not cut_short and report.epochs < budget.epochs:
-            losses = []
-            for batch in train_data:
-                loss = self.training_step(batch["image"].to(self.device), batch["mask"].to(self.device), optimizer)
-                losses.append(loss)
-                report.steps += 1
-                if progress:
-                    progress(report.steps, loss)
-                if budget.out_of_time(report.steps, started):
-                    cut_short = True
-                    break
-            if not losses:
-                raise ValueError("the training data yielded no batch")
-            if not cut_short:
-                report.epochs += 1
-            report.loss_history.append(float(np.mean(losses)))
-        report.train_seconds = time.perf_counter() - started
-        report.final_loss = report.loss_history[-1] if report.loss_history else float("nan")
-        if not cut_short:
-            report.stopped_by = "epochs"
-        elif budget.max_steps is not None and report.steps >= budget.max_steps:
-            report.stopped_by = "max_steps"
-        else:
-            report.stopped_by = "minutes"
-        self.train_mode(False)
+        stopped_by = None
+        try:
+            while stopped_by is None:
+                losses = []
+                for batch in train_data:
+                    step_started_at[0] = clock.progress(report.steps)
+                    loss = self.training_step(batch["image"].to(self.device), batch["mask"].to(self.device), optimizer)
+                    losses.append(loss)
+                    report.steps += 1
+                    if progress:
+                        progress(report.steps, loss)
+                    if budget.max_steps is not None and report.steps >= budget.max_steps:
+                        stopped_by = "max_steps"
+                    elif report.steps >= epoch_cap:
+                        stopped_by = "epochs"
+                    elif clock.elapsed() >= budget.minutes * 60.0:
+                        stopped_by = "minutes"
+                    if stopped_by:
+                        break
+                if not losses:
+                    raise ValueError("the training data yielded no batch")
+                if len(losses) == batches_per_epoch:
+                    report.epochs += 1
+                report.loss_history.append(float(np.mean(losses)))
+        finally:
+            hook.remove()
+            for group in optimizer.param_groups:
+                group["lr"] = group["base_lr"]
+            self.train_mode(False)
+        report.stopped_by = stopped_by
+        report.train_seconds = clock.elapsed()
+        report.final_loss = report.loss_history[-1]
         return report
 
     @torch.no_grad()
@@ -162,6 +243,22 @@ class Detector(ABC):
         return {"pretrained": self.pretrained}
 
 
+def read_state_dict(path: str | Path, option: str = "--weights") -> dict[str, torch.Tensor]:
+    """A state dict from a local file (torch `.pth`/`.pt`, or `.safetensors`); never downloads.
+    `option` names the command-line option in the error when the file is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{option}: no such file: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"{option} {path}: expected a state dict (name -> tensor), got {type(state).__name__}")
+    return state
+
+
 def load_local_weights(module: nn.Module, path: str | Path | None, *, strict: bool = False) -> str:
     """Load a torchvision-style state dict from a file the user named; never downloads.
 
@@ -169,15 +266,7 @@ def load_local_weights(module: nn.Module, path: str | Path | None, *, strict: bo
     """
     if not path:
         return "none"
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--weights: no such file: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_state_dict(path)
     missing, unexpected = module.load_state_dict(state, strict=strict)
     loaded = len(state) - len(unexpected)
     if loaded == 0:

@@ -14,6 +14,8 @@ from hanging on one noisy pixel while still firing on a defect that covers a sma
 """
 from __future__ import annotations
 
+import time
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,6 +23,7 @@ from torch import nn
 from models.anomaly_synth import synthesize_anomalies
 from models.base import Detector
 
+OPTIMIZERS = ("adam", "sgd")  # Adam for every segmenter but FCN-32s, whose recipe is SGD (models/zoo/fcn.py)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -61,7 +64,18 @@ def soft_dice_loss(logits: torch.Tensor, targets: torch.Tensor, smooth: float = 
     return 1 - (2 * intersection + smooth) / (probabilities.sum() + targets.sum() + smooth)
 
 
+def in_order(train_data):
+    """The training batches without drawing on the training loader's random state: a DataLoader's dataset
+    re-read in order (same batch size), anything else (a list of batches) as it is."""
+    if isinstance(train_data, torch.utils.data.DataLoader):
+        return torch.utils.data.DataLoader(train_data.dataset, batch_size=train_data.batch_size, shuffle=False,
+                                           num_workers=0, collate_fn=train_data.collate_fn)
+    return train_data
+
+
 class SegmenterDetector(Detector):
+    uses_labels = True  # the loss's targets are the pasted masks united with the batch's own masks
+
     def __init__(
         self,
         net: nn.Module,
@@ -72,12 +86,21 @@ class SegmenterDetector(Detector):
         lr: float = 1e-3,
         top_k_fraction: float = 0.01,
         anomaly_probability: float = 0.5,
+        grad_clip: float | None = None,
+        optimizer: str = "adam",
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
     ):
         super().__init__(image_size)
         self.name = name
         self.net = net
+        self.pretrained = getattr(net, "pretrained", "none")  # set by builders that load local weights
         self.seed = int(seed)
         self.lr = float(lr)
+        self.grad_clip = None if grad_clip is None else float(grad_clip)
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {optimizer!r}")
+        self.optimizer_name, self.momentum, self.weight_decay = optimizer, float(momentum), float(weight_decay)
         self.anomaly_probability = float(anomaly_probability)
         self.generator = torch.Generator().manual_seed(self.seed)
         self._inference = SegmenterInference(net, top_k_fraction=top_k_fraction)
@@ -94,11 +117,17 @@ class SegmenterDetector(Detector):
         return self
 
     def make_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=self.lr)
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        if self.optimizer_name == "sgd":
+            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
 
     def fit(self, train_data, budget, progress=None):
         report = super().fit(train_data, budget, progress)
-        self.recalibrate_batch_norm(train_data)
+        if report.steps:
+            started = self.clock()
+            self.recalibrate_batch_norm(in_order(train_data))  # a pass of its own: the loader's shuffle is untouched
+            report.train_seconds += self.clock() - started
         return report
 
     @torch.no_grad()
@@ -135,6 +164,8 @@ class SegmenterDetector(Detector):
             for logits in self._inference.all_logits(images_synth)
         )
         loss.backward()
+        if self.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip)
         optimizer.step()
         return float(loss.detach())
 
@@ -143,6 +174,8 @@ class SegmenterDetector(Detector):
             **super().info(),
             "seed": self.seed,
             "lr": self.lr,
+            "grad_clip": self.grad_clip,
+            "optimizer": self.optimizer_name,
             "top_k_fraction": self._inference.top_k_fraction,
             "anomaly_probability": self.anomaly_probability,
         }

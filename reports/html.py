@@ -7,27 +7,33 @@ from pathlib import Path
 
 from reports.figures import HEADINGS, FigureResult
 from reports.results import Run
-from reports.tables import ACCURACY_COLUMNS, HOW_TO_READ, PROFILE_COLUMNS, Column, accuracy_rows, profile_rows
+from reports.tables import (
+    ACCURACY_COLUMNS, HOW_TO_READ, INTERVAL_NOTE, PROFILE_COLUMNS, VARIANT_ACCURACY_COLUMNS, VARIANT_COLUMNS, Column, Footnotes,
+    accuracy_rows, profile_rows, summary_columns, summary_rows, variant_rows,
+)
 
 PROVENANCE_ORDER = ["timestamp", "command", "device", "cpu", "gpu", "threads", "python", "torch", "onnxruntime",
                     "git_sha", "seed", "hostname"]
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; margin: 24px auto;
-       max-width: 1280px; padding: 0 16px; color: #1f2328; line-height: 1.45; }
+       max-width: 1600px; padding: 0 16px; color: #1f2328; line-height: 1.45; }
 h1 { font-size: 1.6em; margin-bottom: 0.1em; }
 h2 { border-bottom: 1px solid #d0d7de; padding-bottom: 0.2em; margin-top: 1.8em; }
 .subtitle { color: #57606a; margin-top: 0; }
 nav a { margin-right: 1em; color: #0969da; text-decoration: none; }
 table { border-collapse: collapse; font-size: 0.85em; }
 th, td { border: 1px solid #d0d7de; padding: 3px 7px; text-align: right; white-space: nowrap; }
-th { background: #f6f8fa; position: sticky; top: 0; }
+th { background: #f6f8fa; position: sticky; top: 0; white-space: normal; vertical-align: bottom; min-width: 3em; }
 td.text, th.text { text-align: left; }
 table.sortable th { cursor: pointer; user-select: none; }
 table.sortable th:hover { background: #eaeef2; }
 th.asc::after { content: " \\25B2"; font-size: 0.75em; }
 th.desc::after { content: " \\25BC"; font-size: 0.75em; }
 tr.failed td { background: #fff1f0; }
+tr.skipped td { color: #6e7781; font-style: italic; }
+td.undefined { color: #6e7781; cursor: help; }
+ul.footnotes { font-size: 0.85em; color: #57606a; list-style: none; padding-left: 0; margin-top: 0.3em; }
 tr.mean td { font-weight: 600; background: #f6f8fa; }
 .scroll { overflow-x: auto; max-width: 100%; }
 table.provenance td { text-align: left; white-space: normal; }
@@ -76,20 +82,31 @@ def records_table(records: list[dict], columns: list[Column], table_id: str) -> 
     head = "".join(
         f'<th class="{"" if c.numeric else "text"}" data-numeric="{1 if c.numeric else 0}">{escape(c.header)}</th>' for c in columns
     )
+    footnotes = Footnotes()
     body = []
     for record in records:
         classes = []
-        if record.get("status") != "ok":
+        if record.get("status") == "failed":
             classes.append("failed")
+        elif record.get("status") == "skipped":
+            classes.append("skipped")
         if record.get("category") == "mean":
             classes.append("mean")
-        cells = "".join(
-            f'<td class="{"" if c.numeric else "text"}" data-sort="{escape(c.sort_value(record))}">{escape(c.text(record))}</td>'
-            for c in columns
-        )
-        body.append(f'<tr class="{" ".join(classes)}">{cells}</tr>')
+        cells = []
+        for column in columns:
+            cell = column.render(record)
+            kind = "" if column.numeric else "text"
+            if cell.note:  # an undefined metric: empty, with its reason as a tooltip and a footnote
+                cells.append(f'<td class="{kind} undefined" data-sort="" title="{escape(cell.note)}">'
+                             f"<sup>{footnotes.mark(cell.note, column.header)}</sup></td>")
+                continue
+            title = f' title="{escape(cell.title)}"' if cell.title else ""
+            cells.append(f'<td class="{kind}" data-sort="{escape(cell.sort)}"{title}>{escape(cell.text)}</td>')
+        body.append(f'<tr class="{" ".join(classes)}">{"".join(cells)}</tr>')
+    notes = "".join(f"<li>{escape(line)}</li>" for line in footnotes.lines())
     return (f'<div class="scroll"><table class="sortable" id="{table_id}"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
+            f'<tbody>{"".join(body)}</tbody></table></div>'
+            + (f'<ul class="footnotes">{notes}</ul>' if notes else ""))
 
 
 def provenance_section(run: Run) -> str:
@@ -98,8 +115,8 @@ def provenance_section(run: Run) -> str:
         f'<tr><th class="text">{escape(k)}</th><td>{escape("–" if run.provenance[k] in (None, "") else str(run.provenance[k]))}</td></tr>'
         for k in keys
     )
-    counts = (f"{len(run.records)} records, {len(run.models)} models, "
-              f"{len(run.failed)} failed job{'s' if len(run.failed) != 1 else ''}.")
+    counts = (f"{len(run.records)} records, {len(run.models)} models, {len(run.failed)} failed, "
+              f"{len(run.skipped)} skipped.")
     return f'<h2 id="provenance">Provenance</h2><p>{escape(counts)}</p><table class="provenance">{rows}</table>'
 
 
@@ -125,14 +142,31 @@ def failed_section(run: Run) -> str:
         return '<h2 id="failed">Failed jobs</h2><p>None: every job finished.</p>'
     rows = "".join(
         f"<tr><td>{escape(str(r.get('job_id', '')))}</td><td>{escape(str(r.get('suite', '')))}</td>"
-        f"<td>{escape(str(r.get('model', '')))}</td><td>{escape(str(r.get('category', '') or ''))}</td>"
+        f"<td>{escape(str(r.get('model', '')))}</td><td>{escape(str(r.get('variant', '') or ''))}</td>"
+        f"<td>{escape(str(r.get('category', '') or ''))}</td>"
         f'<td><pre class="error">{escape(str(r.get("error") or "(no error message recorded)"))}</pre></td></tr>'
         for r in run.failed
     )
     return (f'<h2 id="failed">Failed jobs ({len(run.failed)})</h2>'
-            "<p>Failed jobs are left out of the figures; what they measured before failing stays in the tables.</p>"
+            "<p>Failed records are left out of the figures; what they measured before failing stays in the tables.</p>"
             f'<table class="failed"><thead><tr><th class="text">job</th><th class="text">suite</th><th class="text">model</th>'
-            f'<th class="text">category</th><th class="text">error</th></tr></thead><tbody>{rows}</tbody></table>')
+            f'<th class="text">variant</th><th class="text">category</th><th class="text">error</th></tr></thead>'
+            f"<tbody>{rows}</tbody></table>")
+
+
+def skipped_section(run: Run) -> str:
+    if not run.skipped:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(str(r.get('model', '')))}</td><td>{escape(str(r.get('variant', '') or ''))}</td>"
+        f"<td>{escape(str(r.get('batch_size', '') or ''))}</td>"
+        f'<td><pre class="error">{escape(str(r.get("error") or "(no reason recorded)"))}</pre></td></tr>'
+        for r in run.skipped
+    )
+    return (f'<h3 id="skipped">Skipped ({len(run.skipped)}): not failures</h3>'
+            "<p>Variants the device or runtime cannot do, and batch sizes past an out-of-memory in a sweep.</p>"
+            f'<table class="failed"><thead><tr><th class="text">model</th><th class="text">variant</th>'
+            f'<th class="text">batch</th><th class="text">reason</th></tr></thead><tbody>{rows}</tbody></table>')
 
 
 def how_to_read_section() -> str:
@@ -143,11 +177,28 @@ def how_to_read_section() -> str:
 def write_html(run: Run, figures: list[FigureResult], out_dir: Path) -> Path:
     title = f"defectbench report: {run.run_dir.resolve().name}"
     subtitle = f"{run.subtitle()} | {run.provenance.get('timestamp', '')}"
+    results = ['<h2 id="results">Results</h2><p>Click a column header to sort. Hover an empty cell with a '
+               "footnote mark for why it is empty.</p>"]
+    batch = run.headline_batch()
+    at = f" at batch {batch}" if batch is not None else ""
+    results.append(f"<h3>Summary: one row per model{escape(at)}</h3>"
+                   + records_table(summary_rows(run), summary_columns(run), "summary-table")
+                   + (f'<p class="subtitle">{escape(INTERVAL_NOTE)} More under <a href="#how-to-read">How to read this</a>.</p>'
+                      if run.datasets else ""))
+    variants = variant_rows(run)
+    if variants:
+        results.append(f"<h3>Deployment variants{escape(at)}: speed-up and accuracy cost</h3>"
+                       + records_table(variants, VARIANT_COLUMNS, "variant-table"))
     profile = profile_rows(run)
+    results.append("<h3>Profile records (every variant and batch size)</h3>"
+                   + (records_table(profile, PROFILE_COLUMNS, "profile-table") if profile else "<p>No profile records.</p>"))
     accuracy = accuracy_rows(run)
-    results = ['<h2 id="results">Results</h2><p>Click a column header to sort.</p>']
-    results.append("<h3>Profile (cost)</h3>" + (records_table(profile, PROFILE_COLUMNS, "profile-table") if profile else "<p>No profile records.</p>"))
-    results.append("<h3>Accuracy</h3>" + (records_table(accuracy, ACCURACY_COLUMNS, "accuracy-table") if accuracy else "<p>No accuracy records.</p>"))
+    results.append("<h3>Accuracy (torch-fp32, per category and seed; mean rows in bold)</h3>"
+                   + (records_table(accuracy, ACCURACY_COLUMNS, "accuracy-table") if accuracy else "<p>No accuracy records.</p>"))
+    variant_accuracy = accuracy_rows(run, reference=False)
+    if variant_accuracy:
+        results.append("<h3>Accuracy of the deployment variants (delta: variant minus torch-fp32, paired)</h3>"
+                       + records_table(variant_accuracy, VARIANT_ACCURACY_COLUMNS, "variant-accuracy-table"))
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -156,12 +207,13 @@ def write_html(run: Run, figures: list[FigureResult], out_dir: Path) -> Path:
 <body>
 <h1>{escape(title)}</h1>
 <p class="subtitle">{escape(subtitle)}</p>
-<nav><a href="#provenance">Provenance</a><a href="#results">Results</a><a href="#figures">Figures</a><a href="#failed">Failed jobs</a><a href="#how-to-read">How to read this</a></nav>
-{provenance_section(run)}
+<nav><a href="#results">Results</a><a href="#figures">Figures</a><a href="#failed">Failed jobs</a><a href="#how-to-read">How to read this</a><a href="#provenance">Provenance</a></nav>
 {"".join(results)}
 {figures_section(figures, out_dir)}
 {failed_section(run)}
+{skipped_section(run)}
 {how_to_read_section()}
+{provenance_section(run)}
 <script>{SORT_JS}</script>
 </body></html>
 """

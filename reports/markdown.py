@@ -6,8 +6,9 @@ from pathlib import Path
 from reports.figures import FigureResult
 from reports.results import MEAN_CATEGORY, Run
 from reports.tables import (
-    ACCURACY_COLUMNS, ACCURACY_SUMMARY_KEYS, PROFILE_COLUMNS, PROFILE_SUMMARY_KEYS, Column, accuracy_rows,
-    columns_by_key, profile_rows,
+    ACCURACY_COLUMNS, ACCURACY_SUMMARY_HEADERS, INTERVAL_NOTE, PROFILE_COLUMNS, VARIANT_ACCURACY_COLUMNS, VARIANT_COLUMNS,
+    VARIANT_SUMMARY_HEADERS, Column, Footnotes, accuracy_rows, columns_by_header, profile_rows, summary_columns,
+    summary_rows, variant_rows,
 )
 
 
@@ -16,13 +17,20 @@ def cell(text: str) -> str:
 
 
 def markdown_table(records: list[dict], columns: list[Column]) -> list[str]:
+    """A pipe table; an undefined metric is an empty cell with a footnote mark, the footnotes below."""
+    footnotes = Footnotes()
     lines = ["| " + " | ".join(c.header for c in columns) + " |",
              "|" + "|".join("---" if not c.numeric else "---:" for c in columns) + "|"]
     for record in records:
-        texts = [cell(c.text(record)) for c in columns]
-        if record.get("status") != "ok":
-            texts[0] += " (failed)"
+        texts = []
+        for column in columns:
+            rendered = column.render(record)
+            texts.append(footnotes.mark(rendered.note, column.header) if rendered.note else cell(rendered.text))
+        if record.get("status") in ("failed", "skipped") and not any(c.header == "status" for c in columns):
+            texts[0] += f" ({record['status']})"
         lines.append("| " + " | ".join(texts) + " |")
+    if footnotes.columns:
+        lines += [""] + [f"{cell(line)}  " for line in footnotes.lines()]
     return lines
 
 
@@ -31,21 +39,40 @@ def write_markdown(run: Run, figures: list[FigureResult], out_dir: Path) -> Path
     lines = [f"## defectbench report: {run.run_dir.resolve().name}", "",
              f"{run.subtitle()} | torch {provenance.get('torch', '?')}, onnxruntime {provenance.get('onnxruntime', '?')} "
              f"| git `{str(provenance.get('git_sha', '?'))[:10]}` | {provenance.get('timestamp', '')}", ""]
+    batch = run.headline_batch()
+    at = f" at batch {batch}" if batch is not None else ""
+    lines += [f"### Summary{at}", ""] + markdown_table(summary_rows(run), summary_columns(run)) + [""]
+    if run.datasets:
+        lines += [INTERVAL_NOTE, ""]
+    variants = variant_rows(run)
+    if variants:
+        lines += [f"### Deployment variants{at}", ""]
+        lines += markdown_table(variants, columns_by_header(VARIANT_COLUMNS, VARIANT_SUMMARY_HEADERS)) + [""]
     profile = profile_rows(run)
     if profile:
-        lines += ["### Profile (cost)", ""] + markdown_table(profile, columns_by_key(PROFILE_COLUMNS, PROFILE_SUMMARY_KEYS)) + [""]
+        lines += ["<details><summary>Every profile record (variants and batch sizes)</summary>", ""]
+        lines += markdown_table(profile, PROFILE_COLUMNS) + ["", "</details>", ""]
     accuracy = accuracy_rows(run)
     if accuracy:
-        summary_columns = columns_by_key(ACCURACY_COLUMNS, ACCURACY_SUMMARY_KEYS)
+        summary_columns_ = columns_by_header(ACCURACY_COLUMNS, ACCURACY_SUMMARY_HEADERS)
         means = [r for r in accuracy if r.get("category") == MEAN_CATEGORY]
-        lines += ["### Accuracy (mean over categories)", ""] + markdown_table(means, summary_columns) + [""]
+        lines += ["### Accuracy (torch-fp32, mean over categories and seeds)", ""] + markdown_table(means, summary_columns_) + [""]
         per_category = [r for r in accuracy if r.get("category") != MEAN_CATEGORY]
-        lines += ["<details><summary>Accuracy per category</summary>", ""] + markdown_table(per_category, summary_columns)
+        lines += ["<details><summary>Accuracy per category and seed</summary>", ""] + markdown_table(per_category, summary_columns_)
         lines += ["", "</details>", ""]
+    variant_accuracy = accuracy_rows(run, reference=False)
+    if variant_accuracy:
+        lines += ["<details><summary>Accuracy of the deployment variants, per category and seed</summary>", ""]
+        lines += markdown_table(variant_accuracy, VARIANT_ACCURACY_COLUMNS) + ["", "</details>", ""]
     failed = run.failed
     lines += [f"### Failed jobs ({len(failed)})", ""]
     lines += [f"- `{r.get('job_id', '')}` ({r.get('model', '')}): {cell(str(r.get('error') or '(no error message recorded)'))}" for r in failed]
-    lines += ["- none" if not failed else "", "", "### Figures", ""]
+    lines += ["- none" if not failed else ""]
+    if run.skipped:
+        lines += ["", f"### Skipped ({len(run.skipped)}): not failures", ""]
+        lines += [f"- {r.get('model', '')} {r.get('variant', '')} batch {r.get('batch_size', '')}: "
+                  f"{cell(str(r.get('error') or '(no reason recorded)'))}" for r in run.skipped]
+    lines += ["", "### Figures", ""]
     for result in figures:
         if result.figure is None:
             lines.append(f"- {result.title}: not drawn. " + " ".join(result.notes))

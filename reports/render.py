@@ -43,14 +43,15 @@ def write_csv(run: Run, out_dir: Path) -> Path:
 
 
 def render_report(run_dir: Path, out_dir: Path | None = None, images_per_category: int = 3) -> dict[str, Path]:
-    """Render RUN_DIR/results.json into out_dir (default RUN_DIR/report/).
+    """Render RUN_DIR/results.json (run_dir may also be the results.json itself) into out_dir (default RUN_DIR/report/).
 
-    Writes latency, sizes, pareto, per_category and gallery as PNG and SVG (a figure without data is left out
-    and the report says why), report.html (self-contained), report.md and results.csv. Returns the written
-    files by name."""
+    Writes latency, variants, sweep, sizes, pareto, per_category and gallery as PNG and SVG (a figure without
+    data is left out and the report says why), report.html (self-contained), report.md and results.csv. Returns
+    the written files by name. Raises FileNotFoundError without a results.json and SchemaError (a ValueError,
+    one line naming the file) for another schema, before writing anything."""
     run_dir = Path(run_dir)
     run = load_run(run_dir)
-    out_dir = Path(out_dir) if out_dir is not None else run_dir / "report"
+    out_dir = Path(out_dir) if out_dir is not None else run.run_dir / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     figures: list[FigureResult] = []

@@ -1,15 +1,32 @@
-"""Reading a run's results.json into the tables the figures and the report need (no model, no torch)."""
+"""Reading a run's results.json (schema 2, docs/design.md) into the views the figures and tables need.
+
+No model and no torch here. A record is a plain dict; NaN, null and empty strings all mean "not measured".
+"""
 from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+SCHEMA = 2
 MEAN_CATEGORY = "mean"
+REFERENCE_VARIANT = "torch-fp32"  # what every accuracy delta and parity verdict is measured against
+ORT_REFERENCE_VARIANT = "ort-fp32"
+# The order variants are listed in (the runner's own order); variants not named here follow in record order.
+VARIANT_ORDER = ["torch-fp32", "torch-bf16", "torch-fp16", "torch-channels-last", "torch-compile",
+                 "torch-compile-cudagraphs", "ort-fp32", "ort-fp16", "ort-int8-dynamic", "ort-int8-static"]
+# The metrics that carry a bootstrap interval (<metric>_ci_low / <metric>_ci_high).
+INTERVAL_METRICS = ("image_auroc", "image_ap", "pixel_auroc", "aupro")
+DELTA_METRICS = ("image_auroc", "pixel_auroc", "aupro")
+
+
+class SchemaError(ValueError):
+    """results.json is not one this report can read (other schema, not JSON, not a defectbench run)."""
 
 
 def number(value: Any) -> float:
@@ -30,6 +47,68 @@ def is_present(value: Any) -> bool:
     return not math.isnan(number(value))
 
 
+def unique(items) -> list:
+    seen: list = []
+    for item in items:
+        if item not in seen:
+            seen.append(item)
+    return seen
+
+
+def variant_of(record: dict) -> str:
+    return str(record.get("variant") or REFERENCE_VARIANT)
+
+
+def batch_of(record: dict) -> int | None:
+    value = number(record.get("batch_size"))
+    return None if math.isnan(value) else int(value)
+
+
+def variant_sort_key(variant: str, seen: list[str]) -> tuple[int, int]:
+    if variant in VARIANT_ORDER:
+        return (0, VARIANT_ORDER.index(variant))
+    return (1, seen.index(variant) if variant in seen else len(seen))
+
+
+def interval(record: dict, metric: str) -> tuple[float, float, float]:
+    """(value, ci_low, ci_high) of a metric; the bounds are NaN where the record has no interval."""
+    return (number(record.get(metric)), number(record.get(f"{metric}_ci_low")), number(record.get(f"{metric}_ci_high")))
+
+
+def undefined_reasons(record: dict) -> dict[str, str]:
+    """metric -> why it is empty, from the record's `undefined_metrics` text.
+
+    The runner writes clauses like 'pixel_auroc, pixel_ap, aupro: the test set has no defect mask', several
+    joined by '; '."""
+    text = record.get("undefined_metrics")
+    if isinstance(text, dict):  # tolerated: {metric: reason}
+        return {str(k): str(v) for k, v in text.items()}
+    if not isinstance(text, str) or not text.strip():
+        return {}
+    reasons: dict[str, str] = {}
+    for clause in text.split(";"):
+        names, _, reason = clause.partition(":")
+        reason = reason.strip() or "undefined for this test set"
+        for name in names.split(","):
+            if name.strip():
+                reasons[name.strip()] = reason
+    return reasons
+
+
+def latency_percentiles(record: dict, quantiles=(50, 90, 99)) -> tuple[float, ...]:
+    """Latency percentiles (ms) of one record: the stored latency_ms_p50/p90/p99 where present, otherwise (and
+    for any other quantile, e.g. 10) computed from the raw latency_samples_ms."""
+    stored = [number(record.get(f"latency_ms_p{q}")) for q in quantiles]
+    if not any(math.isnan(v) for v in stored):
+        return tuple(stored)
+    values = [number(s) for s in record.get("latency_samples_ms") or []]
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return tuple(stored)
+    computed = np.percentile(np.asarray(values), list(quantiles))
+    return tuple(s if not math.isnan(s) else float(c) for s, c in zip(stored, computed))
+
+
 @dataclass
 class Run:
     """One run's provenance and records, split the ways the report looks at them."""
@@ -39,26 +118,102 @@ class Run:
     records: list[dict]
     models: list[str] = field(default_factory=list)  # every model named in the run, in record order
 
+    # -- statuses ---------------------------------------------------------------------------------------
     @property
-    def profile(self) -> list[dict]:
-        return [r for r in self.records if r.get("suite") == "profile" and r.get("status") == "ok"]
+    def failed(self) -> list[dict]:
+        """Records that did not finish: `failed`, and any status this report does not know."""
+        return [r for r in self.records if r.get("status") not in ("ok", "skipped")]
 
     @property
+    def skipped(self) -> list[dict]:
+        """Variants the device or runtime cannot do, and batch sizes past an out-of-memory: not failures."""
+        return [r for r in self.records if r.get("status") == "skipped"]
+
+    # -- profile ----------------------------------------------------------------------------------------
+    @property
+    def profile(self) -> list[dict]:
+        """The profile records that finished (every variant and batch size)."""
+        return [r for r in self.records if r.get("suite") == "profile" and r.get("status") == "ok"]
+
+    def variants(self) -> list[str]:
+        """Every variant named in the run, in the runner's order."""
+        seen = unique(variant_of(r) for r in self.records)
+        return sorted(seen, key=lambda v: variant_sort_key(v, seen))
+
+    def headline_batch(self) -> int | None:
+        """The batch size the per-model views compare at: the one most models were measured at (the smallest
+        on a tie), so that a sweep over one model does not move the others' numbers."""
+        per_model = {(r.get("model"), batch_of(r)) for r in self.profile if batch_of(r) is not None}
+        counts = Counter(batch for _, batch in per_model)
+        if not counts:
+            return None
+        return min(counts, key=lambda b: (-counts[b], b))
+
+    def model_batch(self, model: str) -> int | None:
+        """The batch size a model's variants are compared at: the headline one, else the model's smallest."""
+        batches = sorted({batch_of(r) for r in self.profile if r.get("model") == model and batch_of(r) is not None})
+        if not batches:
+            return None
+        headline = self.headline_batch()
+        return headline if headline in batches else batches[0]
+
+    def profile_record(self, model: str, variant: str = REFERENCE_VARIANT, batch: int | None = None) -> dict | None:
+        """The profile record (any status) of a model's variant at `batch` (default: model_batch)."""
+        batch = self.model_batch(model) if batch is None else batch
+        mine = [r for r in self.records if r.get("suite") == "profile" and r.get("model") == model and variant_of(r) == variant]
+        exact = [r for r in mine if batch_of(r) == batch]
+        if exact:
+            return exact[0]
+        if batch is None or not any(batch_of(r) is not None for r in mine):
+            # A variant recorded without a batch size (e.g. skipped before anything ran) still answers.
+            loose = [r for r in mine if batch_of(r) is None] or mine
+            return loose[0] if loose else None
+        return None
+
+    def model_facts(self, model: str) -> dict:
+        """The model-level profile facts (params, MACs, sizes, training step): the same in every variant row,
+        so from the first row that has each."""
+        facts: dict = {}
+        for record in self.records:
+            if record.get("suite") != "profile" or record.get("model") != model:
+                continue
+            for key, value in record.items():
+                if key not in facts or (not is_present(facts[key]) and is_present(value)):
+                    facts[key] = value
+        return facts
+
+    def sweeps(self) -> dict[tuple[str, str], list[dict]]:
+        """(model, variant) -> its records over batch sizes (any status, by rising batch size), for every
+        model measured at more than one batch size."""
+        swept: dict[tuple[str, str], list[dict]] = {}
+        for model in self.models:
+            mine = [r for r in self.records if r.get("suite") == "profile" and r.get("model") == model and batch_of(r) is not None]
+            if len({batch_of(r) for r in mine}) < 2:
+                continue
+            for variant in unique(variant_of(r) for r in mine):
+                rows = sorted((r for r in mine if variant_of(r) == variant), key=batch_of)
+                if len(rows) > 1:
+                    swept[(model, variant)] = rows
+        order = self.variants()
+        return dict(sorted(swept.items(), key=lambda kv: (self.models.index(kv[0][0]), order.index(kv[0][1]))))
+
+    # -- accuracy ---------------------------------------------------------------------------------------
+    @property
     def accuracy(self) -> list[dict]:
-        """The finished accuracy rows; of a learning curve (one row per --train-minutes stage) only the last
-        stage of each (model, dataset, category), i.e. each model as it was trained in the end."""
+        """The finished accuracy rows (every variant and seed); of a learning curve (one row per
+        --train-minutes stage) only the last stage, i.e. each model as it was trained in the end."""
         ok = [r for r in self.records if r.get("suite") == "accuracy" and r.get("status") == "ok"]
         last: dict[tuple, dict] = {}
         for r in ok:
-            key = (r.get("model"), r.get("dataset", ""), r.get("category", ""))
+            key = (r.get("model"), r.get("dataset", ""), r.get("category", ""), str(r.get("seed", "")), variant_of(r))
             if key not in last or _stage(r) >= _stage(last[key]):
                 last[key] = r
         keep = {id(r) for r in last.values()}
         return [r for r in ok if id(r) in keep]
 
-    @property
-    def failed(self) -> list[dict]:
-        return [r for r in self.records if r.get("status") != "ok"]
+    def reference_accuracy(self) -> list[dict]:
+        """The accuracy rows of the models as trained (torch-fp32), per category and seed, and mean rows."""
+        return [r for r in self.accuracy if variant_of(r) == REFERENCE_VARIANT]
 
     @property
     def datasets(self) -> list[str]:
@@ -68,24 +223,35 @@ class Run:
         """(dataset, category) pairs of the per-category rows, in record order; the mean rows excluded."""
         return unique((r.get("dataset", ""), r.get("category", "")) for r in self.accuracy if r.get("category") != MEAN_CATEGORY)
 
-    def mean_accuracy(self) -> list[dict]:
-        """One row per (model, dataset): the stored mean row, else the mean of the category rows."""
+    def category_rows(self, model: str, dataset: str, category: str, variant: str = REFERENCE_VARIANT) -> list[dict]:
+        """One model's finished rows of one category and variant: one per seed."""
+        return [r for r in self.accuracy if r.get("model") == model and r.get("dataset", "") == dataset
+                and r.get("category") == category and variant_of(r) == variant]
+
+    def mean_accuracy(self, variant: str = REFERENCE_VARIANT) -> list[dict]:
+        """One row per (model, dataset) for a variant: the stored mean row, else, when every category of the
+        dataset finished, the plain mean of its category rows (over seeds too; no interval)."""
         rows = []
         for model in self.models:
             for dataset in self.datasets:
-                mine = [r for r in self.accuracy if r["model"] == model and r.get("dataset", "") == dataset]
+                mine = [r for r in self.accuracy if r["model"] == model and r.get("dataset", "") == dataset and variant_of(r) == variant]
                 stored = [r for r in mine if r.get("category") == MEAN_CATEGORY]
                 if stored:
                     rows.append(stored[0])
                 elif mine and {r.get("category") for r in mine} >= {c for d, c in self.categories() if d == dataset}:
                     # Only a mean over every category of the dataset: a mean over the ones that did not fail would flatter.
-                    row = {"model": model, "family": mine[0].get("family", ""), "dataset": dataset, "category": MEAN_CATEGORY}
-                    for key in ("image_auroc", "pixel_auroc", "aupro"):
+                    row = {"model": model, "family": mine[0].get("family", ""), "dataset": dataset, "category": MEAN_CATEGORY,
+                           "variant": variant, "suite": "accuracy", "status": "ok"}
+                    for key in ("image_auroc", "pixel_auroc", "aupro") + tuple(f"{m}_delta" for m in DELTA_METRICS):
                         values = [number(r.get(key)) for r in mine]
                         row[key] = float(np.nanmean(values)) if any(not math.isnan(v) for v in values) else math.nan
                     rows.append(row)
         return rows
 
+    def mean_row(self, model: str, dataset: str, variant: str = REFERENCE_VARIANT) -> dict | None:
+        return next((r for r in self.mean_accuracy(variant) if r["model"] == model and r.get("dataset", "") == dataset), None)
+
+    # -- labels -----------------------------------------------------------------------------------------
     def device_label(self) -> str:
         device = self.provenance.get("device") or ", ".join(unique(str(r.get("device")) for r in self.records if r.get("device")))
         hardware = self.provenance.get("gpu") if str(device).startswith("cuda") else self.provenance.get("cpu")
@@ -106,12 +272,12 @@ class Run:
         return "images " + ", ".join(f"{s}" for s in sizes) + " px"
 
     def subtitle(self, suite: str | None = None) -> str:
-        """Device and image size (and batch size for timings) for a figure's subtitle."""
+        """Device and image size (and the compared batch size for timings) for a figure's subtitle."""
         parts = [self.device_label(), self.image_size_label()]
         if suite == "profile":
-            batches = sorted({int(number(r.get("batch_size"))) for r in self.profile if is_present(r.get("batch_size"))})
-            if batches:
-                parts.append("batch " + ", ".join(str(b) for b in batches))
+            headline = self.headline_batch()
+            if headline is not None:
+                parts.append(f"batch {headline}")
         return " | ".join(parts)
 
 
@@ -120,41 +286,29 @@ def _stage(record: dict) -> float:
     return math.inf if math.isnan(minutes) else minutes
 
 
-def unique(items) -> list:
-    seen: list = []
-    for item in items:
-        if item not in seen:
-            seen.append(item)
-    return seen
+def load_run(path: Path) -> Run:
+    """Read a run: RUN_DIR/results.json (or the path of a results.json itself).
 
-
-def load_run(run_dir: Path) -> Run:
-    """Read RUN/results.json. NaN, null and empty strings all count as 'not measured'."""
-    run_dir = Path(run_dir)
-    data = json.loads((run_dir / "results.json").read_text())
+    Raises FileNotFoundError when there is no results.json, and SchemaError (a ValueError) with one line
+    naming the file and what to do when it is not a schema-2 defectbench results file."""
+    path = Path(path)
+    results = path if path.is_file() else path / "results.json"
+    if not results.is_file():
+        raise FileNotFoundError(f"{results}: no such file (a run directory holds results.json; `bench run --out DIR` writes one)")
+    try:
+        data = json.loads(results.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SchemaError(f"{results}: not a defectbench results file (not JSON: {error})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("records"), list):
+        raise SchemaError(f"{results}: not a defectbench results file (no list of records)")
     schema = data.get("schema")
-    if schema != 1:
-        raise ValueError(f"{run_dir / 'results.json'}: schema {schema!r}, this report reads schema 1")
-    records = [dict(r) for r in data.get("records", [])]
+    if schema != SCHEMA:
+        raise SchemaError(f"{results}: results schema {schema!r}, this report reads schema {SCHEMA}; "
+                          f"re-run the suite with this defectbench (`bench run --out DIR`) and report that run")
+    records = [dict(r) for r in data["records"] if isinstance(r, dict)]
     for record in records:
         record.setdefault("status", "ok")
         record.setdefault("error", "")
-    run = Run(run_dir=run_dir, provenance=dict(data.get("provenance") or {}), records=records)
+    run = Run(run_dir=results.parent, provenance=dict(data.get("provenance") or {}), records=records)
     run.models = unique(r.get("model", "?") for r in records)
     return run
-
-
-def percentiles_from_samples(record: dict, prefix: str) -> tuple[float, float, float]:
-    """(p50, p90, p99) of one latency series, from the stored fields or else from the raw samples.
-
-    prefix is 'latency_ms' (PyTorch) or 'ort_latency_ms' (ONNX Runtime)."""
-    stored = tuple(number(record.get(f"{prefix}_p{q}")) for q in (50, 90, 99))
-    if not any(math.isnan(v) for v in stored):
-        return stored  # type: ignore[return-value]
-    samples = record.get({"latency_ms": "latency_samples_ms", "ort_latency_ms": "ort_latency_samples_ms"}[prefix])
-    values = [number(s) for s in samples or []]
-    values = [v for v in values if not math.isnan(v)]
-    if not values:
-        return stored  # type: ignore[return-value]
-    computed = np.percentile(np.asarray(values), [50, 90, 99])
-    return tuple(s if not math.isnan(s) else float(c) for s, c in zip(stored, computed))  # type: ignore[return-value]

@@ -14,6 +14,7 @@ def small_set(tmp_path_factory):
 
 
 def run(root, out, models=("pixel_stats",), **kw):
+    kw.setdefault("executor", "inline")  # the accuracy protocol under test; tests/test_isolation.py covers `process`
     return api.run("accuracy", list(models), dataset="synthetic", data_root=root, image_size=32, threads=1,
                    out=out, quiet=True, **kw)
 
@@ -62,7 +63,7 @@ def test_labelled_defects_k_fold(small_set, tmp_path):
 def test_model_options_are_checked_before_measuring(tmp_path):
     with pytest.raises(ValueError, match="--model-arg n_gaussians"):
         api.run("quick", ["unet"], model_args={"n_gaussians": 3}, out=tmp_path, quiet=True)
-    with pytest.raises(FileNotFoundError, match="--weights: no such file"):
+    with pytest.raises(ValueError, match="--weights: no such file"):
         api.run("quick", ["piade"], weights=str(tmp_path / "missing.pth"), out=tmp_path, quiet=True)
     assert not (tmp_path / "results.json").exists()
 
@@ -70,23 +71,21 @@ def test_model_options_are_checked_before_measuring(tmp_path):
 def test_eval_only_reproduces_metrics_from_checkpoints(small_set, tmp_path):
     kw = dict(models=("u2net_small",), epochs=1, categories=["nut"])
     trained = run(small_set, tmp_path, **kw).set_index("category")
-    again = api.run("accuracy", ["u2net_small"], dataset="synthetic", data_root=small_set, image_size=32, threads=1,
-                    out=tmp_path, quiet=True, epochs=1, categories=["nut"], eval_only=True).set_index("category")
+    again = run(small_set, tmp_path, eval_only=True, **kw).set_index("category")
     assert bool(again.loc["nut", "evaluated_from_checkpoint"])
     for col in ("image_auroc", "pixel_auroc", "aupro", "steps"):
         assert again.loc["nut", col] == trained.loc["nut", col], col
 
 
 def test_eval_only_without_checkpoint_fails_cleanly(small_set, tmp_path):
-    frame = api.run("accuracy", ["pixel_stats"], dataset="synthetic", data_root=small_set, image_size=32, threads=1,
-                    out=tmp_path, quiet=True, categories=["nut"], eval_only=True)
+    frame = run(small_set, tmp_path, categories=["nut"], eval_only=True)
     row = frame.set_index("category").loc["nut"]
     assert row["status"] == "failed" and "--eval-only: no checkpoint" in row["error"]
 
 
 def test_suite_all_measures_and_reports(small_set, tmp_path):
     frame = api.run("all", ["pixel_stats"], dataset="synthetic", data_root=small_set, image_size=32, threads=1,
-                    out=tmp_path, quiet=True, categories=["nut"], epochs=1)
+                    out=tmp_path, quiet=True, categories=["nut"], epochs=1, executor="inline")
     assert set(frame["suite"]) == {"profile", "accuracy"}
     assert (frame["status"] == "ok").all(), frame["error"].tolist()
     html = (tmp_path / "report" / "report.html").read_text()

@@ -62,3 +62,28 @@ def test_perlin_noise_is_smooth_and_bounded():
     assert noise[::16, ::16].abs().max() < 1e-6
     # neighbouring pixels differ far less than the noise's range
     assert (noise[:, 1:] - noise[:, :-1]).abs().max() < 0.25 * (noise.max() - noise.min())
+
+
+def stripes(size=64, period=8, phase=0):
+    x = torch.arange(size).float()
+    row = (((x + phase) % period) < period / 2).float() * 0.6 + 0.2  # 0.2 / 0.8 bars, period 8 px
+    return row.expand(1, 3, size, size).clone()
+
+
+def test_a_faint_same_texture_paste_is_no_anomaly_but_a_colour_change_is():
+    from models.anomaly_synth import visible_change
+
+    image = stripes()
+    # the texture shifted by a quarter period, blended at opacity 0.3: pixels at the bars' edges move by 0.18,
+    # far above the threshold, yet the local colour, contrast and orientation are those of the normal texture
+    shifted = 0.7 * image + 0.3 * stripes(phase=2)
+    assert (shifted - image).abs().amax() > 0.1
+    assert not visible_change(image, shifted).any()
+    # the same stripes darkened inside a square: visible there, not far from it
+    stained = image.clone()
+    stained[..., 24:40, 24:40] *= 0.7
+    visible = visible_change(image, stained)[0]
+    assert visible[28:36, 28:36].all() and not visible[:12].any() and not visible[:, 52:].any()
+    # plain background pasted onto plain background changes nothing
+    plain = torch.full((1, 3, 64, 64), 0.3)
+    assert not visible_change(plain, plain.clone()).any()

@@ -42,8 +42,6 @@ def test_a_copy_with_one_model_narrower_fails_the_gate(tmp_path):
     run = tmp_path / "run"
     subprocess.run([sys.executable, "-m", "bench.cli", "run", "--suite", "quick", "--models", MODEL, "--threads",
                     "1", "--out", str(run)], cwd=repo, check=True, capture_output=True)
-    # INTERIM (see benchmarks/schema1_bridge.py): until `bench run` writes results schema 2 itself
-    subprocess.run([sys.executable, "benchmarks/schema1_bridge.py", str(run)], cwd=repo, check=True)
     compared = subprocess.run([sys.executable, "-m", "bench.cli", "compare", str(BASELINE), str(run), "--format",
                                "json"], cwd=repo, capture_output=True, text=True)
     assert compared.returncode == 1, compared.stdout + compared.stderr

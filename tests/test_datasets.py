@@ -194,3 +194,25 @@ def test_check_counts_and_official_comparison(btad_root: Path):
     assert rows[("test", "ko")] == (1, None)
     assert rows[("test", "all defective")] == (1, 49)
     assert any("01 train/good: 1 images, official count 400" in w for w in result.warnings)
+
+
+def test_in_memory_items_equal_the_files_and_are_decoded_once(mvtec_root: Path, tmp_path: Path):
+    import shutil
+
+    from datasets.in_memory import InMemory
+
+    root = tmp_path / "copy"
+    shutil.copytree(mvtec_root, root)
+    on_disk = MVTecAD(root, "widget", "test", image_size=48)  # resized from 64: a bilinear resample, in 8 bits
+    cached = InMemory(on_disk)
+    first = [cached[i] for i in range(len(cached))]
+    expected = [on_disk[i] for i in range(len(on_disk))]
+    shutil.rmtree(root)  # the files are gone: the cache must not read them again
+    again = [cached[i] for i in range(len(cached))]
+    for got, want in zip(first + again, expected + expected):
+        assert torch.equal(got["image"], want["image"]) and got["image"].dtype == torch.float32
+        assert torch.equal(got["mask"], want["mask"]) and got["mask"].dtype == torch.float32
+        assert (got["label"], got["defect"], got["path"]) == (want["label"], want["defect"], want["path"])
+    assert cached.samples == on_disk.samples and len(cached) == len(on_disk)
+    first[0]["image"].zero_()  # a caller writing into an item does not write into the cache
+    assert torch.equal(cached[0]["image"], expected[0]["image"])

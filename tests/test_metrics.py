@@ -225,33 +225,76 @@ def test_ap_with_tied_scores_hand_worked():
     assert image_ap([1, 0, 1, 0, 0], [0.9, 0.9, 0.3, 0.3, 0.3]) == pytest.approx(0.45)
 
 
+def test_pixel_auroc_and_ap_hand_worked():
+    # One 2x2 image, defects on the diagonal. Descending: 0.9(+) 0.8(-) 0.5(+) 0.1(-).
+    masks = np.array([[[1, 0], [0, 1]]])
+    maps = np.array([[[0.9, 0.8], [0.1, 0.5]]], dtype=np.float32)
+    # Pairs: 0.9 beats both normals, 0.5 beats 0.1 only: 3 of 4.
+    assert pixel_auroc(masks, maps) == pytest.approx(3 / 4)
+    # Recall 1/2 at precision 1, then 1 at precision 2/3: AP = 1/2 + 1/3.
+    assert pixel_ap(masks, maps) == pytest.approx(5 / 6)
+
+
 # --- compute_all and errors ---------------------------------------------------------------------------
 
-def test_compute_all_keys_and_values():
+def test_compute_all_gives_each_metric_as_its_own_function_does():
     masks, noise = _random_segmentation_case()
     labels = (masks.reshape(len(masks), -1).max(axis=1) > 0).astype(int)
     scores = noise.reshape(len(noise), -1).max(axis=1)
+    maps = noise + masks
+    everything = compute_all(labels, scores, masks=masks, maps=maps)
+    assert everything == {
+        "image_auroc": image_auroc(labels, scores), "image_ap": image_ap(labels, scores),
+        "image_f1_max": image_f1_max(labels, scores), "pixel_auroc": pixel_auroc(masks, maps),
+        "pixel_ap": pixel_ap(masks, maps), "aupro": aupro(masks, maps), "undefined_metrics": "",
+    }
     image_only = compute_all(labels, scores)
-    assert set(image_only) == {"image_auroc", "image_ap", "image_f1_max"}
-    everything = compute_all(labels, scores, masks=masks, maps=noise + masks)
-    assert set(everything) == {"image_auroc", "image_ap", "image_f1_max", "pixel_auroc", "pixel_ap", "aupro"}
-    assert all(isinstance(v, float) and math.isfinite(v) and 0.0 <= v <= 1.0 for v in everything.values())
-    assert everything["aupro"] == pytest.approx(aupro(masks, noise + masks))
+    assert image_only["image_auroc"] == everything["image_auroc"]
+    assert (image_only["pixel_auroc"], image_only["pixel_ap"], image_only["aupro"]) == (None, None, None)
+    assert image_only["undefined_metrics"] == "pixel_auroc, pixel_ap, aupro: the model gives no anomaly maps"
+
+
+def test_compute_all_hand_worked_with_a_folder_dataset_without_masks():
+    # A folder dataset without mask/ loads all-zero masks: the image metrics stay (8/9 as in the hand-worked
+    # AUROC above), the pixel metrics are empty with the reason.
+    result = compute_all(HAND_LABELS, HAND_SCORES, masks=np.zeros((6, 4, 4)), maps=np.ones((6, 4, 4)))
+    assert result["image_auroc"] == pytest.approx(8 / 9)
+    assert result["image_ap"] == pytest.approx(11 / 12)
+    assert result["image_f1_max"] == pytest.approx(6 / 7)
+    assert (result["pixel_auroc"], result["pixel_ap"], result["aupro"]) == (None, None, None)
+    assert result["undefined_metrics"] == "pixel_auroc, pixel_ap, aupro: the masks have no defect pixel"
+
+
+def test_compute_all_with_one_class_keeps_the_pixel_metrics():
+    # Three defective images only: no image metric, but their masks hold normal pixels.
+    masks = np.zeros((3, 2, 2))
+    masks[:, 0, 0] = 1
+    maps = np.zeros((3, 2, 2))
+    maps[:, 0, 0] = [0.9, 0.2, 0.6]
+    maps[1] = 0.2  # normals: six 0.0 and three 0.2
+    result = compute_all([1, 1, 1], [0.9, 0.2, 0.6], masks=masks, maps=maps)
+    assert (result["image_auroc"], result["image_ap"], result["image_f1_max"]) == (None, None, None)
+    # Defect pixel 0.9 beats 9 normals (3 of them 0.2), 0.6 beats 9, 0.2 beats 6 (0) and ties 3 (0.2): 25.5/27.
+    assert result["pixel_auroc"] == pytest.approx(25.5 / 27)
+    assert result["undefined_metrics"] == "image_auroc, image_ap, image_f1_max: the test set has one class only (all defective)"
 
 
 @pytest.mark.parametrize(
     ("call", "message"),
     [
         (lambda: image_auroc([1, 1, 1], [0.1, 0.2, 0.3]), "one class"),
-        (lambda: compute_all([0, 0], [0.1, 0.2]), "one class"),
         (lambda: image_ap([0, 2, 1], [0.1, 0.2, 0.3]), "labels must be 0"),
         (lambda: image_auroc([0, 1], [0.1, float("nan")]), "NaN"),
         (lambda: aupro(np.zeros((2, 8, 8)), np.ones((2, 8, 8))), "no defect pixel"),
         (lambda: pixel_auroc(np.zeros((2, 8, 8)), np.ones((2, 8, 8))), "no defect pixel"),
         (lambda: aupro(np.ones((1, 8, 8)), np.ones((1, 8, 8))), "no normal pixel"),
         (lambda: aupro(np.eye(8)[None], np.ones((1, 8, 9))), "same shape"),
-        (lambda: compute_all([0, 1], [0.1, 0.2], maps=np.ones((2, 8, 8))), "without masks"),
         (lambda: aupro(np.eye(8)[None], np.ones((1, 8, 8)), fpr_limit=0.0), "fpr_limit"),
+        # compute_all raises for malformed input only.
+        (lambda: compute_all([0, 1], [0.1, float("nan")]), "NaN"),
+        (lambda: compute_all([0, 1, 1], [0.1, 0.2]), "differ in length"),
+        (lambda: compute_all([0, 1], [0.1, 0.2], masks=np.eye(8)[None].repeat(3, 0), maps=np.ones((3, 8, 8))), "3 masks for 2 labels"),
+        (lambda: compute_all([0, 1], [0.1, 0.2], masks=np.zeros((2, 8, 8)), maps=np.full((2, 8, 8), np.inf)), "NaN or infinite"),
     ],
 )
 def test_clear_errors(call, message):
@@ -260,7 +303,12 @@ def test_clear_errors(call, message):
 
 
 def _full_category_case() -> tuple[np.ndarray, np.ndarray]:
-    # ~ one MVTec category at 256x256: 130 images, 8.5M pixels, 80 of them with two defects, 50 defect-free.
+    """~ one MVTec category at 256x256: 130 images, 8.5M pixels, 80 of them with two defects, 50 defect-free.
+
+    Scores: uniform noise U(0,1), +0.5 on defect pixels. Pixel AUROC = P(U + 0.5 > U') = 1 - 0.5^2/2 = 0.875.
+    PRO curve: at threshold t in [0.7, 1], FPR = 1 - t and every region's overlap is 1.5 - t = 0.5 + FPR
+    (below FPR 0 nothing; the overlap jumps from 0 to 0.5 at FPR 0), so AUPRO to 0.3 = (0.15 + 0.045) / 0.3 = 0.65.
+    """
     rng = np.random.default_rng(1)
     masks = np.zeros((130, 256, 256), dtype=np.uint8)
     masks[:80, 100:140, 60:90] = 1
@@ -277,7 +325,7 @@ def test_full_category_aupro_runs_in_bounded_memory():
         _, peak_bytes = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert 0.15 < value < 1.0
+    assert value == pytest.approx(0.65, abs=0.006)  # 107 regions: sampling error ~0.002 (0.6477 here)
     # Linear in pixels (labels, the pixels above the limit sorted with their index: ~19 B/pixel measured),
     # nowhere near pixels x thresholds.
     assert peak_bytes < 32 * masks.size
@@ -286,4 +334,4 @@ def test_full_category_aupro_runs_in_bounded_memory():
 @pytest.mark.slow
 def test_full_category_pixel_auroc_runs():
     masks, maps = _full_category_case()
-    assert 0.5 < pixel_auroc(masks, maps) < 1.0
+    assert pixel_auroc(masks, maps) == pytest.approx(0.875, abs=0.003)

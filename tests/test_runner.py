@@ -1,111 +1,202 @@
-"""The runner end to end on tiny registered detectors: records, files, and failure isolation."""
+"""The runner end to end on the tiny plugin models: records, files, resume, identity, failure isolation."""
 import json
+from pathlib import Path
 
+import pandas as pd
 import pytest
-import torch
-from torch import nn
 
 from bench import api, results
-from models import registry
-from models.base import Detector
+from bench.plan import JobSpec
 
+PLUGIN = str(Path(__file__).parent / "plugins" / "tiny_models.py")
 PROFILE_COLUMNS = ["params", "trainable_params", "gmacs", "mac_counter", "model_mb", "fwd_bwd_mb_est",
-                   "peak_infer_mb", "peak_train_mb", "onnx_mb", "onnx_max_abs_diff", "onnx_parity",
-                   "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "latency_ms_mean", "latency_iqr_ratio",
-                   "throughput_ips", "ort_latency_ms_p50", "ort_latency_ms_p90", "ort_latency_ms_p99",
-                   "train_step_ms_p50", "achieved_gflops", "peak_fraction"]
+                   "peak_infer_mb", "peak_train_mb", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99",
+                   "latency_ms_mean", "latency_iqr_ratio", "throughput_ips", "train_step_ms_p50", "achieved_gflops",
+                   "peak_fraction"]
 
 
-class HeatNet(nn.Module):
-    def __init__(self, fail_export: bool):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.head = nn.Conv2d(4, 1, 1)
-        self.fail_export = fail_export
-
-    def forward(self, x):
-        if self.fail_export and torch.compiler.is_exporting():
-            raise RuntimeError("this model refuses to export")
-        heat = torch.sigmoid(self.head(torch.relu(self.conv(x))))[:, 0]
-        return heat.flatten(1).amax(1), heat
+def quick(models, out, **kw):
+    kw.setdefault("executor", "inline")
+    return api.run("quick", models, threads=1, out=out, quiet=True, plugins=[PLUGIN], image_size=32, **kw)
 
 
-class TinyDetector(Detector):
-    name = "tiny"
-
-    def __init__(self, image_size: int, fail_export: bool = False):
-        super().__init__(image_size)
-        self.net = HeatNet(fail_export)
-
-    def modules_to_save(self):
-        return {"net": self.net}
-
-    def inference_module(self):
-        return self.net
-
-    def training_step(self, images, masks, optimizer):
-        optimizer.zero_grad()
-        _, heat = self.net(images)
-        loss = nn.functional.binary_cross_entropy(heat, masks)
-        loss.backward()
-        optimizer.step()
-        return float(loss.detach())
+def row(frame, model, variant="torch-fp32"):
+    return frame[(frame["model"] == model) & (frame["variant"] == variant)].iloc[0]
 
 
-@pytest.fixture
-def tiny_models(monkeypatch):
-    registry._load_zoo()
-    for name, fail in (("tiny_ok", False), ("tiny_broken", True)):
-        entry = registry.ModelEntry(name, "detector", "test", 64, lambda image_size, f=fail: TinyDetector(image_size, f))
-        monkeypatch.setitem(registry._REGISTRY, name, entry)
-
-
-def test_failed_probe_is_isolated(tiny_models, tmp_path):
-    frame = api.run("quick", ["tiny_broken", "tiny_ok"], threads=1, out=tmp_path, quiet=True, argv=["test"])
-    ok = frame.set_index("model").loc["tiny_ok"]
-    broken = frame.set_index("model").loc["tiny_broken"]
+def test_failed_probe_is_isolated(tmp_path):
+    frame = quick(["tiny_broken", "tiny_ok"], tmp_path, argv=["test"])
+    ok, broken = row(frame, "tiny_ok"), row(frame, "tiny_broken", "ort-fp32")
     assert ok["status"] == "ok" and ok["error"] == ""
     for col in PROFILE_COLUMNS:
-        assert not pd_isna(ok[col]), col
-    assert ok["onnx_parity"] == "pass"
+        assert not pd.isna(ok[col]), col
+    assert row(frame, "tiny_ok", "ort-fp32")["parity"] == "pass"
     assert broken["status"] == "failed"
     assert broken["error"].startswith("onnx:") and "refuses to export" in broken["error"]
-    # what was measured before and after the failing probe is kept
-    assert broken["params"] == ok["params"] and not pd_isna(broken["latency_ms_p50"])
-    assert not pd_isna(broken["train_step_ms_p50"])
+    # the model's own torch row and what was measured before and after the failing probe are kept
+    assert row(frame, "tiny_broken")["status"] == "ok"
+    assert broken["params"] == ok["params"] and not pd.isna(broken["train_step_ms_p50"])
+    assert not list((tmp_path / "tmp").glob("onnx-*")), "the failed export left its files behind"
 
 
-def test_run_files_are_self_contained(tiny_models, tmp_path):
-    api.run("quick", ["tiny_ok"], threads=1, out=tmp_path, seed=3, quiet=True, argv=["bench", "run"])
+def test_throughput_failure_keeps_latency(tmp_path):
+    frame = quick(["tiny_narrow"], tmp_path, variants=["torch-fp32"])
+    torch_row = row(frame, "tiny_narrow")
+    assert torch_row["status"] == "failed" and torch_row["error"].startswith("throughput:")
+    assert "at most 2 images" in torch_row["error"]
+    assert torch_row["latency_ms_p50"] > 0 and pd.isna(torch_row.get("throughput_ips"))
+
+
+def test_run_files_are_self_contained(tmp_path):
+    quick(["tiny_ok"], tmp_path, seed=3, argv=["bench", "run"])
     payload = json.loads((tmp_path / "results.json").read_text())
-    assert payload["schema"] == results.SCHEMA
+    assert payload["schema"] == results.SCHEMA == 2
     prov = payload["provenance"]
-    for key in ("python", "torch", "onnxruntime", "cpu", "threads", "git_sha", "seed", "command", "timestamp"):
+    for key in ("python", "torch", "onnx", "onnxruntime", "cpu", "cpu_flags", "threads", "git_sha", "seed", "command",
+                "timestamp", "executor", "math_mode"):
         assert key in prov, key
-    assert prov["seed"] == 3 and prov["threads"] == 1
-    (record,) = payload["records"]
-    assert len(record["latency_samples_ms"]) == record["latency_n"]
-    # each job's record file stands alone: its own provenance beside it
-    job_file = tmp_path / "records" / f"{record['job_id']}.json"
-    alone = json.loads(job_file.read_text())
-    assert alone["record"]["latency_ms_p50"] == record["latency_ms_p50"]
-    assert alone["provenance"]["command"] == "bench run"
+    assert prov["seed"] == 3 and prov["threads"] == 1 and prov["executor"] == "inline"
+    first = payload["records"][0]
+    assert len(first["latency_samples_ms"]) == first["latency_n"]
+    # each job's file stands alone: its spec, its provenance and its records
+    job = json.loads(results.job_file(tmp_path, first["job_id"]).read_text())
+    assert job["complete"] is True and job["provenance"]["command"] == "bench run"
+    assert JobSpec.from_dict(job["job"]).job_id == first["job_id"]
+    assert [r["variant"] for r in job["records"]] == ["torch-fp32", "ort-fp32"]
     csv = (tmp_path / "results.csv").read_text().splitlines()
-    assert csv[0].startswith("suite,model,family") and "latency_samples_ms" not in csv[0]
+    assert csv[0].startswith("suite,model,family,variant") and "latency_samples_ms" not in csv[0]
 
 
-def test_resume_keeps_finished_jobs(tiny_models, tmp_path):
-    first = api.run("quick", ["tiny_ok"], threads=1, out=tmp_path, quiet=True)
-    again = api.run("quick", ["tiny_ok"], threads=1, out=tmp_path, quiet=True, resume=True)
-    assert again["latency_ms_p50"].iloc[0] == first["latency_ms_p50"].iloc[0]  # not re-measured
+def test_resume_keeps_finished_jobs(tmp_path):
+    first = quick(["tiny_ok"], tmp_path)
+    again = quick(["tiny_ok"], tmp_path, resume=True)
+    assert again["latency_ms_p50"].tolist() == first["latency_ms_p50"].tolist()  # not re-measured
+    assert again["started_at"].tolist() == first["started_at"].tolist()
+
+
+def test_resume_does_not_reuse_records_made_with_other_settings(tmp_path, capsys):
+    quick(["tiny_ok"], tmp_path, seed=0)
+    old_id = json.loads((tmp_path / "results.json").read_text())["records"][0]["job_id"]
+    again = quick(["tiny_ok"], tmp_path, seed=1, resume=True)
+    err = capsys.readouterr().err
+    assert f"records/{old_id}.json: made with other settings (seed 0 -> 1); not reused" in err
+    assert set(again["seed"]) == {1} and again["job_id"].iloc[0] != old_id
+    assert (tmp_path / "superseded" / f"{old_id}.json").is_file()  # set aside, not deleted
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    from datasets.synthetic import generate_synthetic
+
+    return generate_synthetic(tmp_path_factory.mktemp("synth"), size=32, seed=1, categories=["nut"], n_train=4,
+                              n_test_good=2, n_test_defective=2)
+
+
+@pytest.mark.parametrize("change, changed_kinds", [
+    (dict(threads=2), {"profile", "accuracy"}),
+    (dict(epochs=3), {"accuracy"}),
+    (dict(seed=1), {"profile", "accuracy"}),
+    (dict(variants=["torch-fp32"]), {"profile"}),
+    (dict(schedule="constant"), {"accuracy"}),
+    (dict(image_size=64), {"profile", "accuracy"}),
+])
+def test_job_identity_covers_settings(tmp_path, small_set, change, changed_kinds):
+    def ids(**kw):
+        options = dict(dict(threads=1, epochs=2, image_size=32), **kw)
+        cfg = api.make_config("all", ["tiny_ok"], out=tmp_path, plugins=[PLUGIN], data_root=small_set, categories=["nut"],
+                              **options)
+        return {s.kind: s.job_id for s in api.Run(cfg).plan()}
+
+    base, other = ids(), ids(**change)
+    assert {kind for kind in base if base[kind] != other[kind]} == changed_kinds
+
+
+def test_suites_with_other_probe_settings_do_not_share_ids(tmp_path, small_set):
+    a = api.Run(api.make_config("all", ["tiny_ok"], out=tmp_path, plugins=[PLUGIN], data_root=small_set,
+                                categories=["nut"])).plan()[0]
+    b = api.Run(api.make_config("profile", ["tiny_ok"], out=tmp_path, plugins=[PLUGIN], image_size=32,
+                                batch_size=1)).plan()[0]
+    assert a.kind == b.kind == "profile" and a.prefix == b.prefix and a.job_id != b.job_id
+
+
+def test_corrupt_job_file_is_named_and_rerun(tmp_path, capsys):
+    first = quick(["tiny_ok"], tmp_path)
+    path = results.job_file(tmp_path, first["job_id"].iloc[0])
+    path.write_text("{not json")
+    again = quick(["tiny_ok"], tmp_path, resume=True)
+    assert f"{path}: unreadable job record" in capsys.readouterr().err
+    assert (again["status"] == "ok").all() and json.loads(path.read_text())["complete"]
+
+
+def test_fresh_run_replaces_the_old_results_at_once(tmp_path):
+    quick(["tiny_ok"], tmp_path)
+    spec = api.Run(api.make_config("quick", ["tiny_broken"], out=tmp_path, plugins=[PLUGIN], image_size=32,
+                                   threads=1, executor="inline"))
+    seen = {}
+    from bench.executors.inline import InlineExecutor
+
+    original = InlineExecutor.run
+
+    def spy(self, specs, on_record, on_done, on_progress):  # look at results.json before any job has run
+        seen["models"] = {r["model"] for r in json.loads((tmp_path / "results.json").read_text())["records"]}
+        return original(self, specs, on_record, on_done, on_progress)
+
+    InlineExecutor.run = spy
+    try:
+        spec.quiet = True
+        spec.execute()
+    finally:
+        InlineExecutor.run = original
+    assert seen["models"] == set(), "the old run's results were still there when the new run started"
+
+
+def test_results_csv_is_replaced_atomically(tmp_path, monkeypatch):
+    results.write_results(tmp_path, [{"suite": "profile", "model": "a", "status": "ok"}], {})
+    before = (tmp_path / "results.csv").read_text()
+    real_write = Path.write_text
+
+    def disk_full(self, text, *args, **kwargs):  # half the file reaches the disk, then the disk is full
+        real_write(self, text[: len(text) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    with pytest.raises(OSError):
+        results.write_results(tmp_path, [{"suite": "profile", "model": "b" * 50, "status": "ok"}], {})
+    monkeypatch.undo()
+    assert (tmp_path / "results.csv").read_text() == before
+    assert json.loads((tmp_path / "results.json").read_text())["records"][0]["model"] == "a"
+
+
+def test_other_schema_folder_is_refused(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps({"schema": 1, "records": []}))
+    with pytest.raises(ValueError, match="results schema 1"):
+        quick(["tiny_ok"], tmp_path)
+    assert not (tmp_path / "records").exists()
+
+
+def test_dry_run_prints_the_plan_and_measures_nothing(tmp_path, capsys):
+    quick(["tiny_ok"], tmp_path)
+    plan = api.run("quick", ["tiny_ok", "tiny_broken"], threads=1, out=tmp_path, plugins=[PLUGIN], image_size=32,
+                   executor="inline", dry_run=True)
+    states = dict(zip(plan["model"], plan["state"]))
+    assert states == {"tiny_ok": "done", "tiny_broken": "to run"}
+    assert plan.set_index("model").loc["tiny_ok", "estimate_s"] == 0.0
+    out = capsys.readouterr().out
+    assert "2 jobs in" in out and "1 done, 1 to run" in out
+    assert not list((tmp_path / "records").glob("*tiny_broken*"))
 
 
 def test_unknown_model_is_one_clear_error(tmp_path):
-    with pytest.raises(KeyError, match="unknown model 'nope'"):
+    with pytest.raises(ValueError, match="--models: unknown model 'nope'"):
         api.run("quick", ["nope"], out=tmp_path, quiet=True)
 
 
-def pd_isna(value):
-    import pandas as pd
-
-    return bool(pd.isna(value))
+def test_retry_failed_reruns_only_the_failed_jobs(tmp_path, capsys):
+    first = quick(["tiny_ok", "tiny_broken"], tmp_path)
+    again = quick(["tiny_ok", "tiny_broken"], tmp_path, resume=True, retry_failed=True)
+    err = capsys.readouterr().err
+    assert "failed before; --retry-failed runs it again" in err
+    # `seconds` is a float clock reading: equal only when the record was reused, not re-measured
+    assert row(again, "tiny_ok")["seconds"] == row(first, "tiny_ok")["seconds"]
+    assert row(again, "tiny_broken", "ort-fp32")["seconds"] != row(first, "tiny_broken", "ort-fp32")["seconds"]
+    assert row(again, "tiny_broken", "ort-fp32")["status"] == "failed"

@@ -139,3 +139,47 @@ def test_fit_recalibrates_batch_norm_on_clean_training_images():
     # running mean = the clean images' channel means (the training batches had anomalies pasted in)
     assert torch.allclose(net[0].running_mean, normalised.mean(dim=(0, 2, 3)), atol=1e-5)
     assert net[0].momentum == 0.1 and not net.training
+
+
+class ClockedNet(nn.Module):
+    """BN + 1x1 conv whose every forward pass advances a fake wall clock by one second."""
+
+    def __init__(self, clock):
+        super().__init__()
+        self.clock = clock
+        self.norm, self.conv = nn.BatchNorm2d(3), nn.Conv2d(3, 1, 1)
+
+    def forward(self, x):
+        self.clock.now += 1.0
+        return self.conv(self.norm(x))
+
+
+def test_recalibration_keeps_the_loaders_shuffle_and_counts_in_train_seconds():
+    from models.base import Budget
+
+    class Clock:
+        now = 0.0
+
+        def __call__(self):
+            return self.now
+
+    data = torch.utils.data.TensorDataset(torch.rand(8, 3, 16, 16))
+    collate = lambda items: {"image": torch.stack([i[0] for i in items]), "mask": torch.zeros(len(items), 16, 16)}  # noqa: E731
+
+    def loader():
+        return torch.utils.data.DataLoader(data, batch_size=2, shuffle=True, collate_fn=collate,
+                                           generator=torch.Generator().manual_seed(7))
+
+    clock = Clock()
+    torch.manual_seed(0)
+    detector = SegmenterDetector(ClockedNet(clock), name="clocked", image_size=16, seed=0)
+    detector.clock = clock
+    trained = loader()
+    report = detector.fit(trained, Budget(epochs=1))
+    untouched = loader()
+    for step, _ in enumerate(untouched, start=1):  # the fit's one pass, which stops at its 4th step
+        if step == 4:
+            break
+    assert torch.equal(trained.generator.get_state(), untouched.generator.get_state())
+    # 4 training steps + 4 recalibration batches, one (fake) second each: both are training time
+    assert report.steps == 4 and report.train_seconds == pytest.approx(8.0)

@@ -75,7 +75,7 @@ def test_cli_check_and_preview(tmp_path: Path):
     assert result.exit_code == 0, result.output
     assert "all defective" in result.output and "warning" not in result.output
     result = runner.invoke(app, ["data", "check", "--dataset", "mvtec", "--data-root", str(root), "--category", "bottle"])
-    assert result.exit_code == 1 and "'bottle'" in result.output and "available: screw" in result.output
+    assert result.exit_code == 2 and "'bottle'" in result.output and "available: screw" in result.output
     out = tmp_path / "preview.png"
     result = runner.invoke(app, ["data", "preview", "--data-root", str(root), "--out", str(out), "--scale", "1"])
     assert result.exit_code == 0, result.output
@@ -87,7 +87,8 @@ def test_run_and_preview_share_one_synthetic_cache(tmp_path: Path, monkeypatch):
     """Without --data-root, `bench run` and `bench data preview` read the same generated tree, and
     DEFECTBENCH_CACHE moves it (not the working directory)."""
     import datasets.synthetic as synthetic
-    from bench.api import RunConfig, _resolve_data
+    from bench.config import RunConfig
+    from bench.validate import resolve_data
 
     tree = generate_synthetic(tmp_path / "tree", seed=0, categories=["screw"], **SMALL)
     asked = []
@@ -99,7 +100,7 @@ def test_run_and_preview_share_one_synthetic_cache(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(synthetic, "ensure_synthetic", fake_ensure)
     monkeypatch.setenv("DEFECTBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
-    root, categories = _resolve_data(RunConfig(suite="accuracy", categories=["screw"]))
+    root, categories = resolve_data(RunConfig(suite="accuracy", categories=["screw"]))
     assert root == tree and categories == ["screw"]
     out = tmp_path / "preview.png"
     result = CliRunner().invoke(app, ["data", "preview", "--categories", "screw", "--out", str(out), "--scale", "1"])
@@ -107,4 +108,4 @@ def test_run_and_preview_share_one_synthetic_cache(tmp_path: Path, monkeypatch):
     assert asked and set(asked) == {tmp_path / "cache" / "synthetic"}
     assert not (tmp_path / ".cache").exists()
     result = CliRunner().invoke(app, ["data", "preview", "--dataset", "mvtec", "--out", str(out)])
-    assert result.exit_code == 1 and "--data-root" in result.output
+    assert result.exit_code == 2 and "--data-root" in result.output

@@ -102,6 +102,7 @@ def margin_loss(lengths: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 class CapsNetAD(Detector):
     name = "capsnet_ad"
     image_level_only = True
+    uses_labels = True  # an image whose mask has a positive pixel is trained as the anomalous class
 
     def __init__(self, image_size: int = CAPSNET_INPUT, seed: int = 0, lr: float = 1e-3, anomaly_ratio: float = 0.1,
                  synthetic_anomalies: bool = True, routing_iterations: int = 3):

@@ -6,6 +6,17 @@ fc7 as a 1x1 convolution to 4096, each followed by ReLU and dropout, a 1x1 class
 64x64 transposed convolution of stride 32 without bias, initialised to bilinear upsampling, whose output is
 cropped back to the input size (offset 19, as in the reference net). With 3 channels in and 1 class out this
 has 134,268,737 parameters.
+
+Training recipe (`train_defaults`, used by `SegmenterDetector`; `--model-arg lr=...` overrides it). The reference
+trains FCN-32s only from ImageNet VGG16 (`weights=`, a local torchvision file: `models/vgg_weights.py`). From
+random initialisation, Adam at the segmenters' 1e-3 destroys it in two steps: Adam moves every weight by about
+the learning rate whatever its gradient, and with no batch norm anywhere, fc6's 25,088 inputs per unit turn a
+1e-3 step of each weight into a change of the unit's input about 18 times its initial size (lr x fan-in /
+sqrt(2) with Kaiming weights); through 15 such layers the logits reached 13,000 after the second step and the
+loss 406 after the third (64 px, batch 4, synthetic fabric), after which every ReLU was dead: logits 0.01, loss
+stuck at 1.65 for the rest of the run. At 1e-4, with the budget schedule's warm-up, the largest logit grows
+0.02 -> 7.4 over 10 steps and then settles (about 6) while the loss falls 1.66 -> 1.16 (32 px, batch 2). The
+score layer starts at zero, as in the reference.
 """
 from __future__ import annotations
 
@@ -82,6 +93,15 @@ class FCN32s(nn.Module):
     paper="Shelhamer, Long & Darrell, Fully Convolutional Networks for Semantic Segmentation, TPAMI 2017 (FCN-32s)",
     input_size=256,
     description="VGG16 FCN-32s, fc6/fc7 as convolutions, one stride-32 transposed conv; 134.3M params",
+    # The from-scratch recipe (module docstring): Adam at 1e-4, not the segmenters' 1e-3.
+    train_defaults={"lr": 1e-4},
 )
-def fcn32(*, in_channels: int = 3, classes: int = 1, dropout: float = 0.5) -> nn.Module:
-    return FCN32s(in_channels=in_channels, classes=classes, dropout=dropout)
+def fcn32(*, in_channels: int = 3, classes: int = 1, dropout: float = 0.5, weights: str | None = None) -> nn.Module:
+    """`weights`: a local torchvision VGG16 (or VGG16-BN) state-dict file for the VGG16 part (never downloaded);
+    the net then records `pretrained = "local:<path>"`."""
+    net = FCN32s(in_channels=in_channels, classes=classes, dropout=dropout)
+    if weights:
+        from models.vgg_weights import load_into_fcn32
+
+        net.pretrained = load_into_fcn32(net, weights)
+    return net

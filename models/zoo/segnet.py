@@ -84,5 +84,12 @@ class SegNet(nn.Module):
     input_size=256,
     description="VGG16-BN encoder, max-unpooling decoder by the pooling indices; 29.4M params",
 )
-def segnet(*, in_channels: int = 3, classes: int = 1) -> nn.Module:
-    return SegNet(in_channels=in_channels, classes=classes)
+def segnet(*, in_channels: int = 3, classes: int = 1, weights: str | None = None) -> nn.Module:
+    """`weights`: a local torchvision VGG16 or VGG16-BN state-dict file for the encoder (never downloaded); the
+    net then records `pretrained = "local:<path>"`."""
+    net = SegNet(in_channels=in_channels, classes=classes)
+    if weights:
+        from models.vgg_weights import load_into_segnet
+
+        net.pretrained = load_into_segnet(net, weights)
+    return net

@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # this checkout's bench, not an installed one
-RUNNER = ("import sys, bench.runner as r; "
+RUNNER = ("import sys, bench.config as r; "
           "r.SUITE_PROBE_SETTINGS['quick'].update(min_iters=int(sys.argv.pop(1)), max_seconds=30.0); "
           "from bench.cli import app; app()")
 
@@ -42,7 +42,6 @@ def run(args: argparse.Namespace) -> None:
         subprocess.run([sys.executable, "-c", RUNNER, str(args.min_iters), "run", "--suite", "quick", "--models",
                         args.models, "--threads", str(args.threads), "--out", str(target)], cwd=ROOT, env=env,
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "schema1_bridge.py"), str(target)], check=True)
         load = os.getloadavg()[0]
         print(f"run {i}: {time.perf_counter() - t0:.0f} s, load average {load:.1f}", flush=True)
 

@@ -1,0 +1,108 @@
+"""Mean rows: one `category="mean"` row per (model, dataset, stage, variant) over every category and seed.
+
+Two sources of noise are kept apart and named: `<metric>_seed_std` is the seed-to-seed spread of the
+category mean (training noise); `<metric>_ci_low/_ci_high` is the test-set interval of the mean, combined
+from the per-category bootstrap intervals (test-set noise). A mean over categories of which some failed is
+`failed` and carries no averaged metric: a mean of the survivors would flatter the model.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from bench import results
+
+INTERVAL_METRICS = ["image_auroc", "image_ap", "pixel_auroc", "aupro"]
+DELTA_METRICS = ["image_auroc_delta", "pixel_auroc_delta", "aupro_delta"]
+MEAN_METRICS = ["image_auroc", "pixel_auroc", "aupro", "image_f1_max", "image_ap", "pixel_ap",
+                "image_auroc_delta", "pixel_auroc_delta", "aupro_delta"]
+MEAN_FACTS = ["train_seconds", "steps", "epochs"]
+
+
+def _numbers(values) -> np.ndarray:
+    return pd.to_numeric(pd.Series(list(values)), errors="coerce").to_numpy(dtype=float)
+
+
+def _category_mean_interval(group: pd.DataFrame, metric: str, level: float) -> tuple[float, float]:
+    """The interval of the mean over categories for one seed, from the per-category intervals."""
+    if f"{metric}_ci_low" not in group or f"{metric}_ci_high" not in group:
+        return math.nan, math.nan
+    from bench.stats import combine_intervals_normal
+
+    lows, highs = _numbers(group.get(f"{metric}_ci_low", [])), _numbers(group.get(f"{metric}_ci_high", []))
+    values = _numbers(group[metric])
+    if len(lows) != len(values) or np.isnan(values).any() or np.isnan(lows).any() or np.isnan(highs).any():
+        return math.nan, math.nan
+    if len(values) == 1:  # one category: its own percentile interval, not a symmetric approximation of it
+        return float(lows[0]), float(highs[0])
+    return combine_intervals_normal(values, lows, highs, level)
+
+
+def mean_rows(records: list[dict]) -> list[dict]:
+    frame = pd.DataFrame([r for r in records if r.get("suite") == "accuracy" and r.get("category") != "mean"])
+    if frame.empty:
+        return []
+    for column in ("train_minutes", "variant"):
+        if column not in frame:
+            frame[column] = None
+    frame["variant"] = frame["variant"].fillna("torch-fp32")
+    stage = frame["train_minutes"].astype(object).where(frame["train_minutes"].notna(), -1.0)
+    rows = []
+    for (model, dataset, minutes, variant), group in frame.groupby(["model", "dataset", stage, "variant"], sort=False):
+        first = group.iloc[0]
+        seeds = sorted({int(s) for s in group["seed"]})
+        ok = group["status"] == "ok"
+        row = {"job_id": results.job_id("mean", model, dataset, variant, f"{minutes}min" if minutes != -1 else ""),
+               "suite": "accuracy", "model": model, "family": first["family"], "variant": variant, "dataset": dataset,
+               "category": "mean", "device": first["device"], "image_size": int(first["image_size"]),
+               "batch_size": int(first["batch_size"]), "threads": int(first["threads"]), "seed": None,
+               "seeds": ",".join(str(s) for s in seeds), "n_seeds": len(seeds),
+               "train_minutes": None if minutes == -1 else minutes,
+               "n_categories": int(group["category"].nunique())}
+        if not ok.all():
+            failed = group[~ok]
+            row.update(status="failed", error=f"{len(failed)} of {len(group)} category jobs failed "
+                       f"({', '.join(sorted(set(failed['category'])))}): no mean over the rest")
+            rows.append(row)
+            continue
+        row.update(status="ok", error="")
+        level = float(pd.to_numeric(group.get("ci_level", pd.Series([0.95])), errors="coerce").dropna().iloc[0]) \
+            if "ci_level" in group and group["ci_level"].notna().any() else 0.95
+        by_seed = group.groupby("seed")
+        undefined = []
+        for metric in MEAN_METRICS + MEAN_FACTS:
+            if metric not in group or group[metric].isna().all():
+                continue
+            if group[metric].isna().any():  # undefined for some categories: a mean over the others would mislead
+                missing = sorted(set(group.loc[group[metric].isna(), "category"]))
+                undefined.append(f"{metric}: undefined for {', '.join(missing)}")
+                continue
+            per_seed = by_seed[metric].apply(lambda v: _numbers(v).mean()).to_numpy(dtype=float)
+            row[metric] = float(np.mean(per_seed))
+            if metric in MEAN_METRICS:
+                row[f"{metric}_seed_std"] = float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else None
+        for metric in INTERVAL_METRICS + DELTA_METRICS:
+            if metric not in row:
+                continue
+            bounds = np.array([_category_mean_interval(g, metric, level) for _, g in by_seed])
+            if np.isnan(bounds).any():
+                continue
+            # Every seed saw the same test images: the test-set interval of the seed mean is the mean interval
+            # half-width around it (not narrower for more seeds: they share the test set's luck).
+            per_seed = by_seed[metric].apply(lambda v: _numbers(v).mean()).to_numpy(dtype=float)
+            below, above = float(np.mean(per_seed - bounds[:, 0])), float(np.mean(bounds[:, 1] - per_seed))
+            low, high = row[metric] - below, row[metric] + above
+            if metric in INTERVAL_METRICS:  # a metric lives in [0, 1]; a delta in [-1, 1]
+                low, high = max(low, 0.0), min(high, 1.0)
+            row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = low, high
+        if any(f"{m}_ci_low" in row for m in INTERVAL_METRICS):
+            row.update(ci_level=level, ci_method="normal approximation from the per-category percentile-bootstrap "
+                       "intervals (categories independent); with several seeds, their mean half-widths")
+        reasons = {str(r) for r in group.get("undefined_metrics", pd.Series(dtype=object)).dropna() if str(r)}
+        row["undefined_metrics"] = "; ".join(undefined + sorted(reasons))
+        if "pretrained" in group:
+            row["pretrained"] = group["pretrained"].iloc[0]
+        rows.append(row)
+    return rows

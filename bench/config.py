@@ -1,0 +1,171 @@
+"""A run's options (`RunConfig`) and each suite's defaults: the only place that knows what a suite means.
+
+Suites:
+- `profile`: the cost probes for each model at `image_size` (default 256), batch `batch_size` (default 8).
+- `quick`: every probe at 64x64, batch 2, few iterations: a smoke test of the whole pipeline.
+- `accuracy`: train (fit) and evaluate each model on each category of a dataset (default: synthetic).
+- `all`: profile + accuracy + report, with CPU-sized defaults.
+- `paper`: the authors' budgets (400 epochs, full sizes): meant for a GPU.
+- `deploy`: the deployment variants of the checkpoints of an earlier run, evaluated without retraining.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+SUITES = ("profile", "quick", "accuracy", "all", "paper", "deploy")
+PROFILE_SUITES = ("profile", "quick", "all", "paper")
+ACCURACY_SUITES = ("accuracy", "all", "paper", "deploy")
+EXECUTORS = ("process", "inline", "ray")
+SCHEDULES = ("budget", "constant")
+DEFAULT_VARIANTS = ("torch-fp32", "ort-fp32")
+
+
+@dataclass
+class RunConfig:
+    suite: str = "profile"
+    models: list[str] | None = None  # None: every registered model
+    image_size: int | None = None  # None: the suite's default
+    batch_size: int | None = None
+    device: str = "auto"
+    threads: int | None = None  # None: all cores
+    out: Path = Path("runs/latest")
+    seeds: list[int] = field(default_factory=lambda: [0])  # accuracy jobs repeat per seed; profile uses the first
+    resume: bool = False
+    retry_failed: bool = False  # with resume: run jobs that failed before again
+    dry_run: bool = False
+    # execution
+    executor: str = "process"
+    job_timeout: float | None = None  # seconds; None: each job's default (see job_timeout_for)
+    job_memory_mb: float | None = None  # CPU only: address space a job may add beyond its worker's start
+    ray_address: str | None = None
+    plugins: list[str] = field(default_factory=list)
+    # profile
+    variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
+    batch_sizes: list[int] | None = None  # a sweep: one row per batch size
+    # accuracy
+    dataset: str = "synthetic"
+    data_root: Path | None = None
+    categories: list[str] | None = None
+    epochs: int | None = None
+    train_minutes: list[float] | None = None  # several values: evaluate after each (a learning curve)
+    schedule: str | None = None  # None: the suite's default
+    train_batch_size: int = 8
+    gallery_size: int = 6
+    eval_only: bool = False  # evaluate the checkpoints of an earlier run in `out` instead of training
+    checkpoints: Path | None = None  # --suite deploy: the run whose checkpoints are evaluated
+    labelled_defects: int | None = None  # train on N real labelled defects, k-fold over the test set
+    folds: int = 5
+    # model construction
+    weights: str | None = None  # a local torchvision backbone state dict, for builders that take `weights`
+    vgg_weights: str | None = None
+    model_args: dict = field(default_factory=dict)  # --model-arg key=value, for builders that take `key`
+    argv: list[str] | None = None
+
+    @property
+    def seed(self) -> int:
+        return self.seeds[0]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be auto, cpu or cuda, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available on this machine")
+    return torch.device(name)
+
+
+def remote_cluster(cfg: RunConfig) -> bool:
+    """Jobs run on an existing Ray cluster's nodes, not on this machine."""
+    return cfg.executor == "ray" and bool(cfg.ray_address or os.environ.get("RAY_ADDRESS"))
+
+
+def run_device(cfg: RunConfig) -> torch.device:
+    """The device the jobs run on; on a remote cluster `cuda` is the nodes' to have (the executor checks)."""
+    if cfg.device == "cuda" and remote_cluster(cfg):
+        return torch.device("cuda")
+    return resolve_device(cfg.device)
+
+
+def default_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+# How long each suite measures. `profile` aims at stable medians; `all` at a CPU-sized whole run (batch 1:
+# single-image latency, as MLPerf's SingleStream); `quick` at a smoke test of every probe.
+SUITE_PROBE_SETTINGS = {
+    "profile": {},
+    "paper": {},
+    "all": dict(warmup=3, min_iters=10, min_seconds=1.0, max_seconds=8.0, warmup_seconds=2.0, train_iters=3),
+    "quick": dict(warmup=1, min_iters=3, max_iters=20, min_seconds=0.2, max_seconds=2.0, warmup_seconds=1.0,
+                  train_iters=1),
+}
+SUITE_BATCH_SIZE = {"quick": 2, "all": 1}  # others: 8
+# Variants are timed in interleaved rounds (A B C A B C ...) so that a drifting machine hits each alike and the
+# ratios between them stay fair; the quick and all suites keep one round for time.
+SUITE_VARIANT_ROUNDS = {"profile": 3, "paper": 3}
+SUITE_PEAK_SECONDS = {"quick": 0.3}  # calibrating each precision's matmul peak; others: 1 s
+SUITE_IMAGE_SIZE = {"quick": 64, "profile": 256, "accuracy": 128, "all": 128, "deploy": 128}
+# `all` must finish in about 20 minutes on a 2-core CPU for 11 models: a smoke-sized training budget per
+# category. The learning curves (--train-minutes 1,3,10) show what more training buys.
+SUITE_TRAIN_MINUTES = {"all": [0.3]}
+# ... and on the synthetic set one texture and one object instead of all four: evaluating 11 models costs
+# more than training them for 18 s (FCN-32s alone needs ~1 minute per category on 2 cores).
+SUITE_SYNTHETIC_CATEGORIES = {"all": ["fabric", "nut"]}
+# The authors' protocol keeps its constant learning rate; the CPU suites decay it to zero at the budget's end.
+SUITE_SCHEDULE = {"paper": "constant"}
+
+
+def image_size_for(cfg: RunConfig, model: str) -> int:
+    """--image-size if given. Otherwise `paper` uses each model's own input size, and the other suites their
+    common size, or the model's own where that is smaller (capsnet_ad's 28, PIADE's 120)."""
+    from models import get_entry
+
+    if cfg.image_size:
+        return cfg.image_size
+    own = get_entry(model).input_size
+    return own if cfg.suite == "paper" else min(SUITE_IMAGE_SIZE[cfg.suite], own)
+
+
+def batch_size_for(cfg: RunConfig) -> int:
+    return cfg.batch_size or SUITE_BATCH_SIZE.get(cfg.suite, 8)
+
+
+def throughput_batch_for(cfg: RunConfig) -> int:
+    return max(4, 2 * batch_size_for(cfg))
+
+
+def schedule_for(cfg: RunConfig) -> str:
+    return cfg.schedule or SUITE_SCHEDULE.get(cfg.suite, "budget")
+
+
+def suite_categories(cfg: RunConfig) -> list[str] | None:
+    """The suite's default categories (None: every category of the dataset)."""
+    return SUITE_SYNTHETIC_CATEGORIES.get(cfg.suite) if cfg.dataset == "synthetic" else None
+
+
+def training_stages(cfg: RunConfig) -> list[float]:
+    """Minutes of training after which to evaluate; [inf] = train until --epochs (or the suite's default)."""
+    if cfg.train_minutes:
+        return list(cfg.train_minutes)
+    if cfg.epochs is None and cfg.suite in SUITE_TRAIN_MINUTES:
+        return SUITE_TRAIN_MINUTES[cfg.suite]
+    return [math.inf]
+
+
+def default_epochs(cfg: RunConfig, stages: list[float]) -> int | None:
+    """Without --epochs: the authors' 400 for `paper`; no epoch cap (None) when a time budget is set; else 10."""
+    if cfg.epochs is not None:
+        return cfg.epochs
+    if cfg.suite == "paper":
+        return 400
+    return None if math.isfinite(stages[-1]) else 10

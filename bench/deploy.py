@@ -1,0 +1,53 @@
+"""`--suite deploy --checkpoints RUN_DIR`: the deployment variants of an earlier run's trained models, evaluated
+on the same test sets without retraining.
+
+Each complete accuracy job of RUN_DIR becomes a deploy job: the same model, data, seed and stages, reading the
+checkpoint each stage recorded, and evaluating torch-fp32 (the base) and every `--variants` entry through
+`bench.jobs.accuracy` (mode "deploy"). Its identity adds the variants and the checkpoints' bytes.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from bench import results
+from bench.config import RunConfig
+from bench.jobs.accuracy import stage_name
+from bench.plan import JobSpec, file_digest, job_timeout_for
+from bench.validate import UsageError
+
+
+def plan_deploy(cfg: RunConfig, names: list[str] | None, device: str, threads: int) -> list[JobSpec]:
+    source = Path(cfg.checkpoints).resolve()
+    specs = []
+    variants = ["torch-fp32"] + [v for v in cfg.variants if v != "torch-fp32"]
+    for path in results.job_files(source):
+        try:
+            payload = results.read_job(path)
+        except results.RunFolderError as exc:
+            raise UsageError(f"--checkpoints: {exc}") from None
+        job = payload.get("job") or {}
+        if job.get("kind") != "accuracy" or not payload.get("complete"):
+            continue
+        if names and job.get("model") not in names:
+            continue
+        previous = {}
+        for record in payload["records"]:
+            if record.get("status") == "ok" and record.get("variant", "torch-fp32") == "torch-fp32" and record.get("checkpoint"):
+                checkpoint = Path(record["checkpoint"])
+                checkpoint = checkpoint if checkpoint.is_absolute() else source / checkpoint
+                previous[stage_name(record.get("train_minutes"))] = dict(record, checkpoint_path=str(checkpoint))
+        spec = JobSpec.from_dict(job)
+        if not previous or any(stage_name(m) not in previous for m in spec.stages):
+            continue  # a job with a failed stage has no checkpoint to deploy for it
+        settings = dict(spec.settings, accuracy_variants=variants,
+                        deployed_from={stage: {"checkpoint": str(p["checkpoint_path"]),
+                                               "sha256": file_digest(p["checkpoint_path"])}
+                                       for stage, p in sorted(previous.items())})
+        specs.append(replace(spec, suite="deploy", run_dir=str(cfg.out), device=device, threads=threads,
+                             settings=settings, mode="deploy", previous=previous, plugins=tuple(cfg.plugins),
+                             timeout=job_timeout_for(cfg, "accuracy", ())))
+    if not specs:
+        raise UsageError(f"--checkpoints {cfg.checkpoints}: no finished accuracy job with checkpoints"
+                         + (f" for {', '.join(names)}" if names else ""))
+    return specs

@@ -1,0 +1,212 @@
+"""The process executor: each job in a spawned child process, so a crash, a hang or an out-of-memory kill
+costs one job, not the run.
+
+- Spawned, not forked: no CUDA context or thread pool is inherited from the driver.
+- One worker is reused for consecutive jobs of the same model (torch's import is paid once per model, not
+  per job); a new model, or a worker that died, gets a fresh one.
+- Time limit per job (`JobSpec.timeout`): past it the worker is killed and the job's missing records become
+  `failed` with "timed out after N s".
+- Memory limit (CPU, `--job-memory-mb`): the worker's address space may grow by that much beyond what it
+  had after its imports (RLIMIT_AS); an allocation past it fails inside the job, which records "out of
+  memory at batch B" and goes on. A worker the kernel kills (its OOM killer) reports the signal.
+- Jobs run one at a time: timing jobs never share the device with another job.
+"""
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import signal
+import time
+import warnings
+from dataclasses import dataclass
+
+from bench.executors import OnDone, OnProgress, OnRecord, failure_records
+from bench.plan import JobSpec
+
+POLL_SECONDS = 0.5
+STARTUP_SECONDS = 600.0  # a worker that has not taken its job by then (imports hung) fails the job
+PROGRESS_EVERY = 0.5  # seconds between progress messages from a worker
+# Imported before the memory limit is set, so their libraries' address space is not charged to the job.
+PRELOAD = ("torch", "torchvision", "onnx", "onnxruntime", "onnxscript", "fvcore.nn", "scipy.stats", "sklearn.metrics",
+           "models.zoo", "bench.jobs.profile", "bench.jobs.accuracy")
+
+
+def describe_exit(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "worker ended without an exit status"
+    if exitcode < 0:
+        number = -exitcode
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = "unknown signal"
+        hint = " (the kernel's out-of-memory killer, or another process)" if number == signal.SIGKILL else ""
+        return f"worker killed by signal {number} ({name}){hint}"
+    return f"worker exited with status {exitcode}"
+
+
+def _vm_size_bytes() -> int | None:
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def limit_memory(memory_mb: float) -> None:
+    import resource
+
+    current = _vm_size_bytes()
+    if current is not None:
+        limit = current + int(memory_mb * 2**20)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+
+def worker_main(conn, memory_mb: float | None) -> None:
+    """A worker: preload, then run the specs it is sent until it is sent None."""
+    import importlib
+
+    from bench.quiet import install_stderr_filter
+
+    os.dup2(2, 1)  # the driver's stdout carries the summary; anything a job prints goes to stderr
+    install_stderr_filter()
+    if memory_mb:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # fvcore's import warns that torch.jit is deprecated
+            for module in PRELOAD:
+                try:
+                    importlib.import_module(module)
+                except ImportError:
+                    pass
+        limit_memory(memory_mb)
+    from bench.jobs import run_job
+
+    last = [0.0]
+
+    def progress(text: str) -> None:
+        if time.monotonic() - last[0] >= PROGRESS_EVERY:
+            last[0] = time.monotonic()
+            conn.send(("progress", text))
+
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):  # the driver is gone
+            break
+        if message is None:
+            break
+        spec = JobSpec.from_dict(message)
+        conn.send(("started", None))
+        try:
+            run_job(spec, lambda record: conn.send(("record", record)), progress)
+            conn.send(("done", None))
+        except Exception as exc:
+            from bench.failures import first_line
+
+            conn.send(("error", first_line(exc)))
+
+
+@dataclass
+class Worker:
+    model: str
+    process: multiprocessing.process.BaseProcess
+    conn: object
+
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process.is_alive() and not kill:
+            try:
+                self.conn.send(None)
+                self.process.join(timeout=10)
+            except (OSError, EOFError, BrokenPipeError):
+                pass
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=10)
+        self.conn.close()
+
+
+class ProcessExecutor:
+    name = "process"
+
+    def __init__(self, memory_mb: float | None = None):
+        self.memory_mb = memory_mb
+        self.context = multiprocessing.get_context("spawn")
+        self.worker: Worker | None = None
+
+    def _worker_for(self, model: str) -> Worker:
+        if self.worker is not None and (self.worker.model != model or not self.worker.alive()):
+            self.worker.stop()
+            self.worker = None
+        if self.worker is None:
+            parent, child = self.context.Pipe()
+            process = self.context.Process(target=worker_main, args=(child, self.memory_mb), daemon=True,
+                                           name=f"defectbench-{model}")
+            process.start()
+            child.close()
+            self.worker = Worker(model, process, parent)
+        return self.worker
+
+    def prepare(self, specs: list[JobSpec]) -> None:
+        """Nothing to set up before the first job: workers start as jobs need them."""
+
+    def run(self, specs: list[JobSpec], on_record: OnRecord, on_done: OnDone, on_progress: OnProgress) -> None:
+        try:
+            for spec in specs:
+                self._run_one(spec, on_record, on_progress)
+                on_done(spec)
+        finally:
+            if self.worker is not None:
+                self.worker.stop()
+                self.worker = None
+
+    def _run_one(self, spec: JobSpec, on_record: OnRecord, on_progress: OnProgress) -> None:
+        worker = self._worker_for(spec.model)
+        produced: list[dict] = []
+        started = time.perf_counter()
+        # The job's clock starts when its worker takes it: a fresh worker's imports are not the job's time.
+        deadline, running = started + STARTUP_SECONDS, False
+        error = None
+        try:
+            worker.conn.send(spec.to_dict())
+        except (OSError, BrokenPipeError) as exc:
+            error = f"could not start the job in its worker: {exc}"
+        while error is None:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                error = f"timed out after {spec.timeout:g} s" if running else \
+                    f"its worker did not start within {STARTUP_SECONDS:g} s"
+                worker.stop(kill=True)
+                break
+            try:
+                ready = worker.conn.poll(min(POLL_SECONDS, remaining))
+                message = worker.conn.recv() if ready else None
+            except (EOFError, OSError):
+                worker.process.join(timeout=5)
+                error = describe_exit(worker.process.exitcode)
+                break
+            if message is None:
+                if not worker.alive():
+                    error = describe_exit(worker.process.exitcode)
+                    break
+                continue
+            kind, payload = message
+            if kind == "started":
+                running = True
+                deadline = time.perf_counter() + spec.timeout if math.isfinite(spec.timeout) else math.inf
+            elif kind == "record":
+                produced.append(payload)
+                on_record(spec, payload)
+            elif kind == "progress":
+                on_progress(spec, payload)
+            elif kind == "done":
+                return
+            elif kind == "error":
+                error = payload
+        for record in failure_records(spec, produced, error, time.perf_counter() - started):
+            on_record(spec, record)

@@ -1,0 +1,28 @@
+"""What every kind of job shares: building the detector, the clock, the host; failures are named by bench.failures."""
+from __future__ import annotations
+
+import socket
+from datetime import datetime, timezone
+
+import torch
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def host() -> str:
+    return socket.gethostname()
+
+
+def build_detector(name: str, size: int, seed: int, settings: dict, **extra):
+    """The detector with the job's seed, weight files and --model-arg values, where its builder takes them.
+    Built after `torch.manual_seed(seed)`: the same seed gives the same initial weights."""
+    from models import create_detector
+    from models.registry import detector_arguments
+
+    weights = {k: v["path"] for k, v in settings.items() if k in ("weights", "vgg_weights") and v}
+    wanted = {"seed": seed, **weights, **settings.get("model_args", {}), **extra}
+    accepted = detector_arguments(name)
+    torch.manual_seed(seed)
+    return create_detector(name, image_size=size, **{k: v for k, v in wanted.items() if v is not None and k in accepted})

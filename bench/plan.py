@@ -1,0 +1,256 @@
+"""Planning: a run becomes a list of job specs (plain, serialisable data) before anything is measured.
+
+A job's identity covers every setting that changes its result (sizes, seed, threads, device, epochs, schedule,
+stages, probe settings, variants, `--model-arg`, the bytes of weight and plugin files ...): `settings_hash`.
+Its `job_id` is a readable prefix plus the first 10 hex digits of that hash, so `--resume` reuses a record only
+when it was made with the same settings, and two suites that measure differently never share an id.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import config
+from bench.config import RunConfig
+
+HASH_DIGITS = 10
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes (weights, plugins): a changed file is a changed job."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def _stage_value(minutes: float) -> float | None:
+    return minutes if math.isfinite(minutes) else None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One unit of work. `kind` is `profile` (one model's cost, one record per variant and batch size) or
+    `accuracy` (one model trained on one category with one seed, one record per stage and variant)."""
+
+    kind: str
+    suite: str
+    model: str
+    family: str
+    device: str
+    threads: int
+    seed: int
+    image_size: int
+    batch_size: int
+    run_dir: str
+    dataset: str = ""
+    data_root: str = ""
+    category: str = ""
+    stages: tuple = ()  # minutes after which to evaluate; None = until the epoch budget
+    settings: dict = field(default_factory=dict)  # everything else that changes the result
+    plugins: tuple = ()  # plugin files every worker imports before running the job
+    timeout: float = math.inf  # seconds; the executor kills the job after this
+    mode: str = "train"  # or "eval_only": evaluate the checkpoints the same job wrote before
+    previous: dict = field(default_factory=dict)  # eval_only: stage name -> the training facts recorded then
+
+    def identity(self) -> dict:
+        """What the result depends on (the run folder, the timeout and plugin paths do not change it)."""
+        keep = asdict(self)
+        for key in ("run_dir", "timeout", "plugins", "suite", "data_root", "mode", "previous"):  # data: settings["data"]
+            keep.pop(key)
+        return keep
+
+    @property
+    def settings_hash(self) -> str:
+        text = json.dumps(self.identity(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def prefix(self) -> str:
+        """The readable part of the id: what a user looks for in `records/`."""
+        from bench.results import job_id
+
+        if self.kind == "profile":
+            return job_id("profile", self.model, f"{self.image_size}px", f"b{self.batch_size}", self.device)
+        return job_id("accuracy", self.model, self.dataset, self.category or "root", f"{self.image_size}px",
+                      f"seed{self.seed}")
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.prefix}__{self.settings_hash[:HASH_DIGITS]}"
+
+    def base_record(self) -> dict:
+        """The keys every record of this job starts with."""
+        record = {"job_id": self.job_id, "settings_hash": self.settings_hash[:HASH_DIGITS], "suite": self.kind,
+                  "model": self.model, "family": self.family, "variant": "torch-fp32", "dataset": self.dataset,
+                  "category": self.category, "device": self.device, "image_size": self.image_size,
+                  "batch_size": self.batch_size, "threads": self.threads, "seed": self.seed}
+        record["settings"] = dict(self.settings)
+        return record
+
+    def outputs(self) -> list[dict]:
+        """One stub per record the job is expected to write: what a failed job's records are made of."""
+        variants = self.settings.get("variants") or ["torch-fp32"]
+        if self.kind == "profile":
+            return [{"variant": v} for v in variants]
+        accuracy_variants = self.settings.get("accuracy_variants") or ["torch-fp32"]
+        return [{"train_minutes": m, "variant": v} for m in self.stages for v in accuracy_variants]
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["stages"] = list(self.stages)
+        data["plugins"] = list(self.plugins)
+        data["timeout"] = None if math.isinf(self.timeout) else self.timeout
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "JobSpec":
+        data = dict(data)
+        data["stages"] = tuple(data.get("stages") or ())
+        data["plugins"] = tuple(data.get("plugins") or ())
+        data["timeout"] = math.inf if data.get("timeout") is None else float(data["timeout"])
+        return cls(**data)
+
+
+# -- time limits -------------------------------------------------------------------------------------------
+PROFILE_TIMEOUT = {"quick": 900.0, "profile": 3600.0, "all": 1800.0, "paper": 3 * 3600.0}
+EVALUATION_ALLOWANCE = 1800.0  # evaluation, checkpoints and gallery after the training budget
+EPOCH_BUDGET_TIMEOUT = 24 * 3600.0  # a run on an epoch budget: no clock to derive a limit from
+
+
+def job_timeout_for(cfg: RunConfig, kind: str, stages: tuple) -> float:
+    """--job-timeout if given, else a generous limit per suite: a hang is caught, a slow job is not killed."""
+    if cfg.job_timeout is not None:
+        return float(cfg.job_timeout)
+    if kind == "profile":
+        return PROFILE_TIMEOUT.get(cfg.suite, 3600.0)
+    timed = [m for m in stages if m is not None]
+    if len(timed) == len(stages) and timed:
+        folds = cfg.folds if cfg.labelled_defects is not None else 1
+        return 2.0 * max(timed) * 60.0 * folds + EVALUATION_ALLOWANCE * len(stages)
+    return EPOCH_BUDGET_TIMEOUT * (3 if cfg.suite == "paper" else 1)
+
+
+# -- settings ------------------------------------------------------------------------------------------------
+def _weight_settings(cfg: RunConfig) -> dict:
+    out = {}
+    for key in ("weights", "vgg_weights"):
+        path = getattr(cfg, key)
+        if path:
+            out[key] = {"path": str(Path(path).resolve()), "sha256": file_digest(path)}
+    return out
+
+
+def model_source(name: str) -> dict:
+    """A plugin model's identity includes its file's bytes; the project's own models are the checkout's."""
+    from bench.plugins import plugin_file_of
+
+    path = plugin_file_of(name)
+    return {"plugin": str(path), "sha256": file_digest(path)} if path else {}
+
+
+def profile_settings(cfg: RunConfig, name: str, accepted: set[str]) -> dict:
+    probe = dict(config.SUITE_PROBE_SETTINGS.get(cfg.suite, {}))
+    settings = {"probe": probe, "throughput_batch": config.throughput_batch_for(cfg), "variants": list(cfg.variants),
+                "variant_rounds": config.SUITE_VARIANT_ROUNDS.get(cfg.suite, 1),
+                "peak_seconds": config.SUITE_PEAK_SECONDS.get(cfg.suite, 1.0),
+                "batch_sizes": list(cfg.batch_sizes) if cfg.batch_sizes else None,
+                "model_args": {k: v for k, v in cfg.model_args.items() if k in accepted}}
+    settings.update({k: v for k, v in _weight_settings(cfg).items() if k in accepted})
+    source = model_source(name)
+    if source:
+        settings["model_source"] = source
+    return settings
+
+
+def accuracy_settings(cfg: RunConfig, name: str, accepted: set[str], stages: list[float]) -> dict:
+    from bench.jobs.accuracy import CI_SETTINGS
+
+    # The default variants are the profile's; variants given on a training suite are evaluated after training
+    # too (not with --labelled-defects: each fold is its own model, and the deltas would mix them).
+    chosen = list(cfg.variants) != list(config.DEFAULT_VARIANTS) and cfg.labelled_defects is None
+    accuracy_variants = ["torch-fp32"] + [v for v in cfg.variants if v != "torch-fp32"] if chosen else ["torch-fp32"]
+    settings = {"epochs": config.default_epochs(cfg, stages), "schedule": config.schedule_for(cfg),
+                "train_batch_size": cfg.train_batch_size, "gallery_size": cfg.gallery_size,
+                "labelled_defects": cfg.labelled_defects,
+                "folds": cfg.folds if cfg.labelled_defects is not None else None,
+                "accuracy_variants": accuracy_variants, "intervals": dict(CI_SETTINGS),
+                "model_args": {k: v for k, v in cfg.model_args.items() if k in accepted}}
+    settings.update({k: v for k, v in _weight_settings(cfg).items() if k in accepted})
+    source = model_source(name)
+    if source:
+        settings["model_source"] = source
+    return settings
+
+
+def data_identity(dataset: str, root: Path | None) -> dict:
+    """The data an accuracy job depends on: the synthetic set by its generator parameters (wherever it is
+    cached), any other dataset by its root folder (the records add a fingerprint of the test files' bytes)."""
+    if dataset == "synthetic" and root is not None:
+        from datasets.synthetic import read_marker
+
+        marker = read_marker(root)
+        if marker:
+            return {"synthetic": marker}
+    return {"root": str(Path(root).resolve()) if root else ""}
+
+
+def calibration_source(cfg: RunConfig, data_root: Path | None, categories: list[str]) -> dict | None:
+    """Where the static int8 quantiser's calibration images come from: the run's dataset, training split."""
+    if "ort-int8-static" not in cfg.variants or data_root is None:
+        return None
+    return {"dataset": cfg.dataset, "root": str(Path(data_root).resolve()), "category": categories[0] if categories else "",
+            "data": data_identity(cfg.dataset, data_root)}
+
+
+def plan_run(cfg: RunConfig, names: list[str], device: str, threads: int, data_root: Path | None,
+             categories: list[str]) -> list[JobSpec]:
+    """Every job of the run, in the order they will run: per model its profile job, then its accuracy jobs."""
+    from models import get_entry
+    from models.registry import detector_arguments
+
+    specs: list[JobSpec] = []
+    plugins = tuple(str(Path(p).resolve()) for p in cfg.plugins)
+    common = dict(suite=cfg.suite, device=device, threads=threads, run_dir=str(cfg.out), plugins=plugins)
+    stages = config.training_stages(cfg)
+    stage_values = tuple(_stage_value(m) for m in stages)
+    for name in names:  # model by model: one worker process serves all of a model's jobs
+        family, accepted, size = get_entry(name).family, detector_arguments(name), config.image_size_for(cfg, name)
+        if cfg.suite in config.PROFILE_SUITES:
+            settings = profile_settings(cfg, name, accepted)
+            settings["calibration"] = calibration_source(cfg, data_root, categories)
+            specs.append(JobSpec(kind="profile", model=name, family=family, seed=cfg.seed, image_size=size,
+                                 batch_size=config.batch_size_for(cfg), settings=settings,
+                                 timeout=job_timeout_for(cfg, "profile", ()), **common))
+        if cfg.suite in config.ACCURACY_SUITES and cfg.suite != "deploy":
+            settings = accuracy_settings(cfg, name, accepted, stages)
+            settings["data"] = data_identity(cfg.dataset, data_root)
+            for category in categories:
+                for seed in cfg.seeds:
+                    specs.append(JobSpec(kind="accuracy", model=name, family=family, seed=seed, image_size=size,
+                                         batch_size=cfg.train_batch_size, dataset=cfg.dataset,
+                                         data_root=str(data_root or ""), category=category, stages=stage_values,
+                                         settings=settings, timeout=job_timeout_for(cfg, "accuracy", stage_values),
+                                         **common))
+    return specs
+
+
+def settings_difference(old: dict, new: dict, limit: int = 3) -> str:
+    """'epochs 10 -> 5, seed 0 -> 1': what changed between two identities, for the one-line resume notice."""
+    changes = []
+
+    def walk(a: Any, b: Any, path: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                walk(a.get(key), b.get(key), f"{path}.{key}" if path else key)
+        elif a != b:
+            changes.append(f"{path} {a!r} -> {b!r}")
+
+    walk(old, new, "")
+    shown = changes[:limit]
+    return ", ".join(shown) + (f" (+{len(changes) - limit} more)" if len(changes) > limit else "")

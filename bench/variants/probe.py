@@ -1,0 +1,155 @@
+"""The variant probe: one record per (variant, batch size) for one model.
+
+`variant_probe` measures one prepared variant at the example batch: latency (the suite's timing routine,
+raw samples kept), throughput at `settings.throughput_batch`, measured peak memory where the runtime has
+one, parity against torch-fp32's outputs on the same input, and the roofline against the variant's
+precision peak. `profile_variants` is what a profile job calls: it prepares every requested variant of a
+module, times them in `rounds` interleaved rounds (A B C A B C ... in one process, so that drift of a shared
+machine hits every variant alike and ratios between them stay fair), probes each, optionally sweeps batch
+sizes, and releases everything.
+"""
+from __future__ import annotations
+
+import os
+import traceback
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from bench.probes import ProbeSettings, measure_latency, measure_throughput, summarise_latency
+from bench.variants.base import Outputs, PreparedVariant, VariantUnavailable
+from bench.variants.calibrate import roofline_for
+from bench.variants.parity import parity, reference_outputs
+from bench.failures import first_line as _first_line, is_out_of_memory
+from bench.variants.sweep import batch_sweep
+from bench.variants.table import REFERENCE_VARIANT, VARIANTS, parse_variants, prepare_variant
+
+
+def merge_latency(parts: list[dict]) -> dict:
+    """Pool the raw samples of several `measure_latency` results and recompute their summaries."""
+    if len(parts) == 1:
+        return dict(parts[0])
+    merged = dict(parts[0])
+    for key in [k for k in parts[0] if k.endswith("_samples_ms")]:
+        samples = [v for part in parts for v in part[key]]
+        prefix = key[: -len("_samples_ms")]
+        merged[key] = samples
+        merged.update({k: v for k, v in summarise_latency(samples, prefix).items() if k in parts[0]})
+    return merged
+
+
+def variant_probe(variant: PreparedVariant, example: torch.Tensor, settings: ProbeSettings, *,
+                  reference: Outputs | None, gmacs: float | None = None, peaks: dict | None = None,
+                  latency: dict | None = None) -> dict:
+    """Record of one variant at the batch of `example` (see the package docstring for the keys).
+
+    `reference`: torch-fp32's outputs on `example` (None on the torch-fp32 row: its parity columns stay
+    empty). `latency`: an earlier `measure_latency` result to use instead of timing again."""
+    batch = int(example.shape[0])
+    record = {"variant": variant.name, "batch_size": batch, **variant.facts, "status": "ok", "error": ""}
+    record.update(latency if latency is not None else
+                  measure_latency(variant.bind(example), settings, device=variant.timing_device))
+    big = example[:1].expand(settings.throughput_batch, *example.shape[1:]).contiguous()
+    try:
+        record.update(measure_throughput(variant.bind(big), settings.throughput_batch, settings,
+                                         device=variant.timing_device))
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        record.update(throughput_ips=None, throughput_batch=settings.throughput_batch,
+                      notes=f"throughput: out of memory at batch {settings.throughput_batch}")
+    del big
+    peak = variant.peak_bytes(example)
+    record["peak_infer_mb"] = peak / 1e6 if peak is not None else None
+    if reference is not None:
+        record.update(parity(reference, variant(example), variant.precision))
+    else:
+        record.update(parity_max_abs_diff=None, parity_rel_diff=None, parity_p99_abs_diff=None, parity=None,
+                      parity_tolerance=None)
+    record.update(roofline_for(record["latency_ms_p50"], gmacs, batch, peaks, variant.precision))
+    return record
+
+
+def _unmeasured(name: str, batch: int, status: str, error: str) -> dict:
+    spec = VARIANTS[name]
+    return {"variant": name, "batch_size": batch, "runtime": spec.runtime, "precision": spec.precision,
+            "status": status, "error": error}
+
+
+def _broken(name: str, batch: int, stage: str, exc: Exception) -> dict:
+    """The row of a variant that raised: out of memory is `skipped` (the device is too small), else `failed`."""
+    _trace()
+    if is_out_of_memory(exc):
+        return _unmeasured(name, batch, "skipped", f"out of memory at batch {batch} ({_first_line(exc)[:200]})")
+    return _unmeasured(name, batch, "failed", f"{stage}: {_first_line(exc)}")
+
+
+def profile_variants(module: nn.Module, example: torch.Tensor, variants: str | Sequence[str], settings: ProbeSettings,
+                     *, batch_sizes: Sequence[int] | None = None, calibration_images: torch.Tensor | None = None,
+                     gmacs: float | None = None, peaks: dict | None = None, rounds: int = 1) -> list[dict]:
+    """Every requested variant of `module` at the batch of `example`, then (with `batch_sizes`) its batch
+    sweep at the other sizes. Returns the records in table order, sweep rows after; a variant that cannot
+    run here is `skipped` with the reason, one that breaks is `failed` with the cause."""
+    from bench.variants.ort_variants import OnnxExports
+    from bench.variants.torch_variants import prepare_torch_variant
+
+    names = parse_variants(variants)
+    batch = int(example.shape[0])
+    rows: dict[str, dict] = {}
+    prepared: dict[str, PreparedVariant] = {}
+    exports = OnnxExports(module, example, settings)
+    try:
+        try:
+            fp32 = prepare_torch_variant(REFERENCE_VARIANT, module, example, settings)
+            reference = reference_outputs(fp32(example))
+        except Exception as exc:  # without the reference nothing can be compared: every row says why
+            return [_broken(name, batch, "torch-fp32 reference", exc) for name in names]
+        for name in names:
+            if name == REFERENCE_VARIANT:
+                prepared[name] = fp32
+                continue
+            try:
+                prepared[name] = prepare_variant(name, module, example, settings, exports=exports,
+                                                 calibration_images=calibration_images)
+            except VariantUnavailable as exc:
+                rows[name] = _unmeasured(name, batch, "skipped", exc.reason)
+            except Exception as exc:
+                rows[name] = _broken(name, batch, "prepare", exc)
+        timings: dict[str, list[dict]] = {name: [] for name in prepared}
+        for _ in range(max(1, rounds)):
+            for name, variant in prepared.items():
+                if name in rows:
+                    continue
+                try:
+                    timings[name].append(measure_latency(variant.bind(example), settings, device=variant.timing_device))
+                except Exception as exc:
+                    rows[name] = {**_broken(name, batch, "latency", exc), **variant.facts}
+        for name, variant in prepared.items():
+            if name in rows:
+                continue
+            try:
+                rows[name] = variant_probe(variant, example, settings, reference=None if name == REFERENCE_VARIANT else reference,
+                                           gmacs=gmacs, peaks=peaks, latency=merge_latency(timings[name]))
+                rows[name]["latency_rounds"] = max(1, rounds)
+            except Exception as exc:
+                rows[name] = {**_broken(name, batch, "probe", exc), **variant.facts, **merge_latency(timings[name])}
+        sweep_rows: list[dict] = []
+        others = [b for b in (batch_sizes or []) if int(b) != batch]
+        for name, variant in prepared.items():
+            if others and rows[name]["status"] == "ok":
+                sweep_rows.extend(batch_sweep(variant, example[:1], others, settings, gmacs=gmacs, peaks=peaks))
+        return [rows[n] for n in names] + sweep_rows
+    finally:
+        compiled = any(getattr(v, "compiled", False) for v in prepared.values())
+        for variant in prepared.values():
+            variant.close()
+        exports.cleanup()
+        if compiled:
+            torch._dynamo.reset()  # drop the compiled graphs and their guards with the module
+
+
+def _trace() -> None:
+    if os.environ.get("DEFECTBENCH_TRACEBACK"):
+        traceback.print_exc()
+

@@ -1,0 +1,35 @@
+"""The report's figures, drawn from a loaded run with matplotlib's Agg canvas (no pyplot, no global state).
+
+Each builder returns a `FigureResult`: the figure (None when the run holds no data for it) and notes that the
+report prints beside it (what was left out and why). One module per figure.
+"""
+from reports.figures.common import DPI, STYLE, FigureResult, place_labels
+from reports.figures.gallery import gallery_figure
+from reports.figures.latency import latency_figure
+from reports.figures.pareto import pareto_figure, pareto_front
+from reports.figures.per_category import per_category_figure
+from reports.figures.sizes import sizes_figure
+from reports.figures.sweep import sweep_figure
+from reports.figures.variants import variants_figure
+
+BUILDERS = {
+    "latency": latency_figure,
+    "variants": variants_figure,
+    "sweep": sweep_figure,
+    "sizes": sizes_figure,
+    "pareto": pareto_figure,
+    "per_category": per_category_figure,
+    "gallery": gallery_figure,
+}
+FIGURE_NAMES = tuple(BUILDERS)
+HEADINGS = {
+    "latency": "Latency, PyTorch vs ONNX Runtime (the seed's Fig. 5 view)",
+    "variants": "Deployment variants: latency and accuracy cost",
+    "sweep": "Batch sweep: throughput and peak memory",
+    "sizes": "Sizes and memory (the seed's Fig. 6 view)",
+    "pareto": "Accuracy against latency",
+    "per_category": "Accuracy per category, with intervals",
+    "gallery": "Heat-map gallery (the seed's Fig. 1 and 4 view)",
+}
+
+__all__ = ["BUILDERS", "DPI", "FIGURE_NAMES", "HEADINGS", "STYLE", "FigureResult", "pareto_front", "place_labels"]

@@ -1,0 +1,78 @@
+"""The process executor: each job in its own child process. A model that aborts, hangs or eats memory costs
+its own job only; a runner killed with SIGKILL resumes without rerunning what had finished."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import api
+
+PLUGIN = str(Path(__file__).parent / "plugins" / "tiny_models.py")
+REPO = Path(__file__).resolve().parents[1]
+DETERMINISTIC = ["model", "variant", "status", "params", "trainable_params", "gmacs", "model_mb", "onnx_mb", "parity",
+                 "image_size", "batch_size", "job_id"]
+
+
+def test_crash_hang_and_memory_hog_each_fail_alone(tmp_path):
+    frame = api.run("quick", ["tiny_abort", "tiny_ok", "tiny_sleep", "tiny_hog"], executor="process", threads=1,
+                    image_size=32, out=tmp_path, plugins=[PLUGIN], job_timeout=15, job_memory_mb=400, quiet=True)
+    by_model = {m: g for m, g in frame.groupby("model")}
+    assert (by_model["tiny_abort"]["status"] == "failed").all()
+    assert by_model["tiny_abort"]["error"].str.contains(r"killed by signal 6 \(SIGABRT\)").all()
+    assert (by_model["tiny_sleep"]["error"] == "timed out after 15 s").all()
+    hog = by_model["tiny_hog"]
+    assert (hog["status"] == "failed").all() and hog["error"].str.contains("out of memory at batch").all()
+    assert hog["params"].notna().all(), "the probes that ran before the allocation kept their numbers"
+    ok = by_model["tiny_ok"]
+    assert (ok["status"] == "ok").all() and len(ok) == 2
+    assert ok["latency_ms_p50"].notna().all() and ok["train_step_ms_p50"].notna().all()
+    assert api.exit_status(frame) == 1
+
+
+def _complete_jobs(out: Path) -> dict[str, str]:
+    done = {}
+    for path in (out / "records").glob("*.json"):
+        try:
+            payload = json.loads(path.read_text())
+        except ValueError:
+            continue
+        if payload.get("complete"):
+            done[path.stem] = payload["records"][0]["started_at"]
+    return done
+
+
+def test_sigkill_then_resume_reruns_nothing_that_finished(tmp_path):
+    models = "tiny_ok,tiny_broken"
+    command = [sys.executable, "-m", "bench.cli", "run", "--suite", "quick", "--models", models, "--plugin", PLUGIN,
+               "--image-size", "32", "--threads", "1", "--out", str(tmp_path / "killed")]
+    runner = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not _complete_jobs(tmp_path / "killed") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(runner.pid, signal.SIGKILL)  # the runner and its worker, mid-run
+    runner.wait()
+    before = _complete_jobs(tmp_path / "killed")
+    assert len(before) == 1, "the kill did not land mid-run"
+    partial = json.loads((tmp_path / "killed" / "results.json").read_text())["records"]
+    assert {r["model"] for r in partial} <= set(models.split(","))  # results.json describes this run only
+
+    resumed = subprocess.run(command + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 1, resumed.stderr  # tiny_broken fails its export
+    after = _complete_jobs(tmp_path / "killed")
+    assert len(after) == 2
+    assert all(after[job] == started for job, started in before.items()), "a finished job ran again"
+
+    clean = api.run("quick", models.split(","), executor="inline", threads=1, image_size=32, out=tmp_path / "clean",
+                    plugins=[PLUGIN], quiet=True)
+    killed = pd.read_csv(tmp_path / "killed" / "results.csv")
+    key = ["model", "variant"]
+    left = killed[DETERMINISTIC].sort_values(key).reset_index(drop=True)
+    right = clean[DETERMINISTIC].sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(left, right, check_dtype=False)
