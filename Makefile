@@ -23,6 +23,23 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) runs .pytest_cache
 
+.PHONY: regress regress-baseline bench-pytest
+
+# The CI regression gate: rerun the small run behind benchmarks/baseline/ and `bench compare` it (docs/compare.md).
+regress: $(STAMP)
+	PY=$(PY) benchmarks/regress.sh check
+
+# Refresh the committed baseline on purpose (then review and commit benchmarks/baseline/).
+regress-baseline: $(STAMP)
+	PY=$(PY) benchmarks/regress.sh baseline
+
+# pytest-benchmark timings of every registered model; not part of `make test`. Compare two saved files with
+# `bench compare OLD.json NEW.json`.
+BENCH_JSON ?= runs/bench-pytest.json
+bench-pytest: $(STAMP)
+	mkdir -p $(dir $(BENCH_JSON))
+	$(PY) -m pytest tests/benchmarks -o python_files='bench_*.py' -q --benchmark-json=$(BENCH_JSON)
+
 # The CUDA checks for a session lent a GPU (scripts/gpu_check.py documents the device call); on a CPU,
 # `make gpu-check ARGS=--dry-run GPU_PYTHON=.venv/bin/python` rehearses every step at a tiny size.
 GPU_PYTHON ?= python3

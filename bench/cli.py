@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 
+from bench.cli_compare import compare_cmd
 from bench.cli_data import data_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -19,6 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 list_app = typer.Typer(no_args_is_help=True, help="List what the suite knows.")
 app.add_typer(list_app, name="list")
 app.add_typer(data_app, name="data")
+app.command("compare")(compare_cmd)
 
 
 def _split(value: Optional[str]) -> Optional[list[str]]:

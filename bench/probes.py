@@ -1,7 +1,7 @@
 """Cost probes. Each probe measures one thing and returns a flat dict of named numbers, units in the names.
 
 Signature: `probe(module, example_input, settings) -> dict`; `train_step_probe` takes the Detector, since a
-training step needs the model's own loss and optimiser. The runner composes them (bench/runner.py).
+training step needs the model's own loss and optimiser. The profile job composes them (bench/jobs/profile.py).
 Definitions (also in the README's column list):
 - `model_mb`: bytes of parameters + buffers / 1e6.
 - `gmacs`: multiply-accumulates of one forward pass of ONE image, in units of 1e9, counted by fvcore
@@ -26,6 +26,12 @@ Definitions (also in the README's column list):
   synchronise) until at least `min_iters` samples and `min_seconds` of timing, at most `max_iters`.
   Percentiles over the samples; `latency_iqr_ratio` = IQR / median (timm and torch.utils.benchmark warn
   above 0.1). `throughput_ips`: images per second at `throughput_batch`, from the median batch time.
+- Reference workload (what `bench compare` cancels machine drift with, docs/compare.md): after every timed
+  call, a fixed small convolution stack (`reference_workload`, ~1.5 ms on one core of this VM) is timed
+  too, A B A B, so both see the same machine at the same moment: `reference_ms_p50`,
+  `reference_samples_ms`. On a CPU device each call's process CPU time is kept beside its wall time
+  (`latency_cpu_samples_ms`, `reference_cpu_samples_ms`): time the process spent descheduled (other
+  processes on a shared machine) is in the wall time and not in the CPU time.
 - Roofline: `achieved_gflops` = 2 x MACs of the batch / p50 latency; `peak_fraction` = that over the
   device's fp32 matmul peak, calibrated once per run (`calibrate_peak_gflops`).
 """
@@ -63,6 +69,7 @@ class ProbeSettings:
     parity_atol: float = 1e-5
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="defectbench-")))
     keep_onnx: bool = False
+    reference: bool = True  # time the reference workload between the calls of every latency measurement
 
 
 def _outputs(out: Any) -> list[torch.Tensor]:
@@ -185,7 +192,7 @@ def train_step_probe(detector, images: torch.Tensor, masks: torch.Tensor, s: Pro
         resident = sum(resident_bytes(m) for m in detector.modules_to_save().values()) + _optimizer_state_bytes(optimizer)
         peak = measure_peak_bytes(step, s.device)
         samples = _time_calls(step, s.device, warmup=0, min_iters=s.train_iters, max_iters=s.train_iters,  # warm: 2 steps ran
-                              min_seconds=0.0, max_seconds=s.max_seconds)
+                              min_seconds=0.0, max_seconds=s.max_seconds).wall_ms
     finally:
         detector.train_mode(False)
     return {
@@ -197,36 +204,101 @@ def train_step_probe(detector, images: torch.Tensor, masks: torch.Tensor, s: Pro
 
 
 # -- latency --------------------------------------------------------------------------------------
+@dataclass
+class Timings:
+    """Per-call times in milliseconds, in call order. `cpu_ms`: the process's CPU time over each call (CPU
+    devices only); `reference_*`: the reference workload timed after each call (empty without one)."""
+
+    wall_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+    reference_ms: list[float] = field(default_factory=list)
+    reference_cpu_ms: list[float] = field(default_factory=list)
+
+
+def _timed_call(fn: Callable[[], Any], device: torch.device, clock: Callable[[], float],
+                cpu_clock: Callable[[], float]) -> tuple[float, float | None]:
+    """(wall ms, CPU ms) of one call; on CUDA, CUDA events and no CPU time (the work is not on the CPU)."""
+    if device.type == "cuda":
+        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        begin.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return begin.elapsed_time(end), None
+    c0, t0 = cpu_clock(), clock()
+    fn()
+    t1, c1 = clock(), cpu_clock()
+    return (t1 - t0) * 1e3, (c1 - c0) * 1e3
+
+
 def _time_calls(fn: Callable[[], Any], device: torch.device, *, warmup: int, min_iters: int, max_iters: int,
-                min_seconds: float, max_seconds: float = 30.0, warmup_seconds: float = 5.0) -> list[float]:
-    started = time.perf_counter()
+                min_seconds: float, max_seconds: float = 30.0, warmup_seconds: float = 5.0,
+                reference: Callable[[], Any] | None = None, clock: Callable[[], float] = time.perf_counter,
+                cpu_clock: Callable[[], float] = time.process_time) -> Timings:
+    """Warm up, then time `fn()` call by call until at least `min_iters` samples and `min_seconds` of the
+    model's own time (at most `max_iters`; a slow callable stops after `max_seconds` once it has 5). With a
+    `reference`, it is called and timed after each call (A B A B); its time does not count toward the
+    model's seconds. `clock` and `cpu_clock` (seconds) are injectable so that tests can use a fake clock."""
+    started = clock()
     for i in range(warmup):  # at least two warm-up calls, then stop early if warm-up alone runs long
         fn()
-        if i >= 1 and time.perf_counter() - started > warmup_seconds:
+        if reference is not None:
+            reference()
+        if i >= 1 and clock() - started > warmup_seconds:
             break
+    if reference is not None and warmup == 0:
+        reference()  # its first call (lazy initialisation) is never a sample
     _sync(device)
-    samples: list[float] = []
-    started = time.perf_counter()
+    out = Timings()
+    started = clock()
+    reference_seconds = 0.0
 
     def more() -> bool:
-        elapsed = time.perf_counter() - started
-        if len(samples) >= max_iters or (len(samples) >= 5 and elapsed > max_seconds):
+        elapsed = clock() - started - reference_seconds
+        if len(out.wall_ms) >= max_iters or (len(out.wall_ms) >= 5 and elapsed > max_seconds):
             return False
-        return len(samples) < min_iters or elapsed < min_seconds
+        return len(out.wall_ms) < min_iters or elapsed < min_seconds
 
     while more():
-        if device.type == "cuda":
-            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            begin.record()
-            fn()
-            end.record()
-            end.synchronize()
-            samples.append(begin.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            samples.append((time.perf_counter() - t0) * 1e3)
-    return samples
+        wall, cpu = _timed_call(fn, device, clock, cpu_clock)
+        out.wall_ms.append(wall)
+        if cpu is not None:
+            out.cpu_ms.append(cpu)
+        if reference is not None:
+            begin = clock()
+            wall, cpu = _timed_call(reference, device, clock, cpu_clock)
+            reference_seconds += clock() - begin
+            out.reference_ms.append(wall)
+            if cpu is not None:
+                out.reference_cpu_ms.append(cpu)
+    return out
+
+
+# The reference workload's identity: a ratio to it means the same thing only between equal workloads, so
+# change the name whenever the workload changes.
+REFERENCE_WORKLOAD = "conv-stack-64px-v1"
+_REFERENCES: dict[str, Callable[[], Any]] = {}
+
+
+def reference_workload(device: torch.device) -> Callable[[], Any]:
+    """A fixed calibration workload on `device`: three 3x3 convolutions (3->16->16, pool, 16->32 channels)
+    with ReLUs on one 64x64 image, 16 million multiply-accumulates; about 1.5 ms on one core of this VM.
+    Convolutions because the measured models are mostly convolutions: a workload of the same kind slows
+    down with them when a neighbour competes for the core's units and caches (docs/compare.md)."""
+    key = str(device)
+    if key not in _REFERENCES:
+        with torch.random.fork_rng(devices=[]):  # built without touching the run's random state
+            torch.manual_seed(0)
+            net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+                                nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU()).eval().to(device)
+            x = torch.rand(1, 3, 64, 64).to(device)
+
+        def run() -> torch.Tensor:
+            with torch.inference_mode():
+                return net(x)
+
+        _REFERENCES[key] = run
+    return _REFERENCES[key]
 
 
 def summarise_latency(samples: list[float], prefix: str) -> dict:
@@ -243,21 +315,45 @@ def summarise_latency(samples: list[float], prefix: str) -> dict:
     }
 
 
+def reference_prefix(prefix: str) -> str:
+    """Where the reference samples of a latency column go: `latency` -> `reference`, `ort_latency` ->
+    `ort_reference`, anything else -> `<prefix>_reference`."""
+    return prefix.replace("latency", "reference") if "latency" in prefix else f"{prefix}_reference"
+
+
+def _rounded(values: list[float]) -> list[float]:
+    return [round(v, 4) for v in values]
+
+
 def measure_latency(fn: Callable[[], Any], s: ProbeSettings, prefix: str = "latency",
                     device: torch.device | None = None) -> dict:
     """Time `fn()` call by call with the suite's settings: `prefix`_ms_p50/p90/p99/mean, `prefix`_iqr_ratio,
-    `prefix`_n and the raw `prefix`_samples_ms. The one timing routine every latency column goes through."""
-    samples = _time_calls(fn, device or s.device, warmup=s.warmup, min_iters=s.min_iters, max_iters=s.max_iters,
-                          min_seconds=s.min_seconds, max_seconds=s.max_seconds, warmup_seconds=s.warmup_seconds)
-    record = summarise_latency(samples, prefix)
-    record[f"{prefix}_samples_ms"] = [round(v, 4) for v in samples]
+    `prefix`_n, the raw `prefix`_samples_ms (and `prefix`_cpu_samples_ms on a CPU device), and the reference
+    workload timed between the calls (`reference_prefix(prefix)`_ms_p50, _samples_ms, _cpu_samples_ms,
+    _workload). The one timing routine every latency column goes through."""
+    device = device or s.device
+    reference = reference_workload(device) if s.reference else None
+    t = _time_calls(fn, device, warmup=s.warmup, min_iters=s.min_iters, max_iters=s.max_iters,
+                    min_seconds=s.min_seconds, max_seconds=s.max_seconds, warmup_seconds=s.warmup_seconds,
+                    reference=reference)
+    record = summarise_latency(t.wall_ms, prefix)
+    record[f"{prefix}_samples_ms"] = _rounded(t.wall_ms)
+    if t.cpu_ms:
+        record[f"{prefix}_cpu_samples_ms"] = _rounded(t.cpu_ms)
+    if reference is not None:
+        ref = reference_prefix(prefix)
+        record[f"{ref}_ms_p50"] = float(np.median(t.reference_ms))
+        record[f"{ref}_samples_ms"] = _rounded(t.reference_ms)
+        if t.reference_cpu_ms:
+            record[f"{ref}_cpu_samples_ms"] = _rounded(t.reference_cpu_ms)
+        record[f"{ref}_workload"] = REFERENCE_WORKLOAD
     return record
 
 
 def measure_throughput(fn: Callable[[], Any], batch: int, s: ProbeSettings, device: torch.device | None = None) -> dict:
     """Images per second of `fn()` processing `batch` images, from the median of a few timed calls."""
     samples = _time_calls(fn, device or s.device, warmup=1, min_iters=3, max_iters=20,
-                          min_seconds=min(s.min_seconds, 1.0), max_seconds=s.max_seconds / 2)
+                          min_seconds=min(s.min_seconds, 1.0), max_seconds=s.max_seconds / 2).wall_ms
     return {"throughput_ips": batch / (float(np.median(samples)) / 1e3), "throughput_batch": batch}
 
 

@@ -120,12 +120,92 @@ def test_latency_summary_percentiles():
     assert got["latency_n"] == 100
 
 
-def test_latency_probe_keeps_raw_samples(tiny, settings):
+class FakeClock:
+    """Wall and CPU clocks that move only when a fake callable says it ran: durations are known exactly."""
+
+    def __init__(self):
+        self.wall = 0.0
+        self.cpu = 0.0
+
+    def callable(self, durations_ms, on_cpu: float = 1.0, log=None, name="A"):
+        queue = list(durations_ms)
+
+        def run():
+            ms = queue.pop(0)
+            self.wall += ms / 1e3
+            self.cpu += on_cpu * ms / 1e3
+            if log is not None:
+                log.append(name)
+        return run
+
+
+def test_timing_routine_gives_the_known_durations_and_percentiles():
+    clock = FakeClock()
+    # two warm-up calls (500 ms each: never samples), then 1..100 ms; half of each call on the CPU
+    fn = clock.callable([500.0, 500.0] + [float(v) for v in range(1, 101)], on_cpu=0.5)
+    timed = probes._time_calls(fn, torch.device("cpu"), warmup=2, min_iters=100, max_iters=100, min_seconds=0.0,
+                               warmup_seconds=60.0, clock=lambda: clock.wall, cpu_clock=lambda: clock.cpu)
+    assert timed.wall_ms == pytest.approx([float(v) for v in range(1, 101)], abs=1e-9)
+    assert timed.cpu_ms == pytest.approx([v / 2 for v in range(1, 101)], abs=1e-9)
+    summary = probes.summarise_latency(timed.wall_ms, "latency")
+    assert summary["latency_ms_p50"] == pytest.approx(50.5)
+    assert summary["latency_ms_p90"] == pytest.approx(90.1)
+    assert summary["latency_ms_p99"] == pytest.approx(99.01)
+    assert summary["latency_ms_mean"] == pytest.approx(50.5)
+    assert summary["latency_n"] == 100
+
+
+def test_reference_runs_between_the_calls_and_does_not_count_toward_the_timing_budget():
+    clock, order = FakeClock(), []
+    step = 1000 / 64  # ms, exact in binary
+    fn = clock.callable([step] * 50, log=order, name="A")
+    reference = clock.callable([1000.0] * 50, log=order, name="B")  # a reference far slower than the model
+    timed = probes._time_calls(fn, torch.device("cpu"), warmup=1, min_iters=2, max_iters=50, min_seconds=5 / 64,
+                               max_seconds=0.5, reference=reference, clock=lambda: clock.wall,
+                               cpu_clock=lambda: clock.cpu)
+    # 5 model calls make the 5/64 s of model time; the reference's 1 s after each is not counted
+    assert len(timed.wall_ms) == 5
+    assert order == ["A", "B"] * 6  # warm-up pair, then A B A B: each sample beside its reference
+    assert timed.reference_ms == pytest.approx([1000.0] * 5) and timed.reference_cpu_ms == pytest.approx([1000.0] * 5)
+
+
+def test_a_slow_callable_stops_after_max_seconds_once_it_has_five_samples():
+    clock = FakeClock()
+    fn = clock.callable([2000.0] * 20)
+    timed = probes._time_calls(fn, torch.device("cpu"), warmup=0, min_iters=10, max_iters=20, min_seconds=0.0,
+                               max_seconds=9.0, clock=lambda: clock.wall, cpu_clock=lambda: clock.cpu)
+    assert timed.wall_ms == pytest.approx([2000.0] * 5)  # 10 s of timing after 5: past 9 s, and 5 samples
+
+
+def test_measure_latency_keeps_raw_samples_and_the_reference_beside_them(tiny, settings):
+    m, x = tiny
+    with torch.inference_mode():
+        got = probes.measure_latency(lambda: m(x), settings)
+    n = len(got["latency_samples_ms"])
+    assert 5 <= n <= 10 and got["latency_n"] == n
+    assert len(got["latency_cpu_samples_ms"]) == n
+    assert len(got["reference_samples_ms"]) == n and len(got["reference_cpu_samples_ms"]) == n
+    assert got["reference_workload"] == probes.REFERENCE_WORKLOAD
+    assert got["reference_ms_p50"] == pytest.approx(float(np.median(got["reference_samples_ms"])), rel=1e-3)
+    ort = probes.measure_latency(lambda: m(x), settings, prefix="ort_latency")
+    assert "ort_reference_samples_ms" in ort and "ort_latency_cpu_samples_ms" in ort
+    off = probes.measure_latency(lambda: m(x), probes.ProbeSettings(**{**settings.__dict__, "reference": False}))
+    assert not any(k.startswith("reference") for k in off)
+
+
+def test_reference_workload_leaves_the_random_state_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    probes._REFERENCES.clear()
+    probes.reference_workload(torch.device("cpu"))()
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_latency_probe_measures_throughput_at_the_larger_batch(tiny, settings):
     m, x = tiny
     got = probes.latency_probe(m, x, settings)
-    assert 5 <= len(got["latency_samples_ms"]) <= 10
-    assert got["latency_ms_p50"] == pytest.approx(np.median(got["latency_samples_ms"]), rel=1e-3)
-    assert got["throughput_ips"] > 0 and got["throughput_batch"] == 4
+    assert got["throughput_batch"] == 4 and got["throughput_ips"] > 0
 
 
 def test_onnx_round_trip_and_parity(tiny, settings):
@@ -183,4 +263,43 @@ def test_train_step_probe_trains_batch_norm_models_on_one_image(settings):
             return float(loss.detach())
 
     got = probes.train_step_probe(NormNet(), torch.rand(1, 3, 8, 8), torch.zeros(1, 8, 8), settings)
-    assert got["train_batch_size"] == 2 and got["train_step_ms_p50"] > 0 and got["peak_train_mb"] > 0
+    assert got["train_batch_size"] == 2 and len(got["train_step_samples_ms"]) == settings.train_iters
+
+
+def _allocating_detector(scratch_floats: int):
+    """One 1000-float parameter (Adam: two more 1000-float states); each training step allocates a scratch
+    buffer of `scratch_floats` float32 that lives through the whole step."""
+    from models.base import Detector
+
+    class Allocating(Detector):
+        def __init__(self):
+            super().__init__(8)
+            self.net = nn.Module()
+            self.net.weight = nn.Parameter(torch.zeros(1000))
+
+        def modules_to_save(self):
+            return {"net": self.net}
+
+        def inference_module(self):
+            return self.net
+
+        def training_step(self, images, masks, optimizer):
+            optimizer.zero_grad()
+            scratch = torch.ones(scratch_floats)
+            loss = (self.net.weight * scratch[:1000]).sum()
+            loss.backward()
+            optimizer.step()
+            return float(loss.detach())
+
+    return Allocating()
+
+
+def test_peak_train_memory_is_the_resident_state_plus_a_known_allocation(settings):
+    images, masks = torch.rand(2, 3, 8, 8), torch.zeros(2, 8, 8)
+    resident = 1000 * 4 + 2 * 1000 * 4  # the parameter + Adam's exp_avg and exp_avg_sq (+ a scalar step)
+    with_scratch = probes.train_step_probe(_allocating_detector(1_000_000), images, masks, settings)
+    without = probes.train_step_probe(_allocating_detector(1000), images, masks, settings)
+    # 4 MB scratch: the peak sees it, to within the step's few small temporaries (gradient, product: 4 kB each)
+    assert with_scratch["peak_train_mb"] == pytest.approx((resident + 4_000_000) / 1e6, abs=0.03)
+    assert with_scratch["peak_train_mb"] - without["peak_train_mb"] == pytest.approx(3.996, abs=0.001)
+    assert without["peak_train_mb"] == pytest.approx(resident / 1e6, abs=0.03)

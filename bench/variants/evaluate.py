@@ -1,6 +1,6 @@
 """Accuracy cost: a trained detector's inference graph evaluated through each variant on the same test set.
 
-`evaluate_variant` returns what bench/runner.py `evaluate` returns for the metrics (scores, maps, labels,
+`evaluate_variant` returns what bench/jobs/accuracy.py's evaluation returns for the metrics (scores, maps, labels,
 masks; numpy, in the dataset's order), so the accuracy deltas (variant minus torch-fp32, paired over the
 same images) can be computed with `accuracy_deltas` or bench.intervals.paired_delta_intervals.
 `evaluate_variants` prepares each requested variant of the detector's inference module (static int8

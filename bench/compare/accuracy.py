@@ -1,0 +1,141 @@
+"""Accuracy: judged only between records evaluated on the same data (the same data fingerprint).
+
+- image AUROC: DeLong's test for two correlated ROC curves on the per-image scores of both records
+  (`bench.stats.delong_test`), when both kept their scores and labels;
+- the other metrics (and image AUROC without scores): against the records' 95% bootstrap intervals, a change
+  counting as significant when the two intervals do not overlap;
+- a drop is a regression when it is significant AND larger than the tolerance (--accuracy-tol);
+- identical settings (settings_hash), an epoch budget on both sides, and the same machine, versions and
+  commit must give identical numbers (training is bit-reproducible): any difference is non-determinism.
+"""
+from __future__ import annotations
+
+import math
+
+from bench.compare.findings import (IMPROVEMENT, NON_DETERMINISTIC, NOT_COMPARABLE, NOT_JUDGED, REGRESSION, REPRODUCED,
+                                    SAME, WITHIN_NOISE, Finding)
+
+METRICS = ("image_auroc", "image_ap", "pixel_auroc", "aupro", "image_f1_max", "pixel_ap")
+
+
+def _number(value) -> float | None:
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def _undefined_reason(record: dict, metric: str) -> str:
+    text = str(record.get("undefined_metrics") or "")
+    for part in text.split(";"):
+        if metric in part:
+            return part.strip()
+    return "no value"
+
+
+def _decide(job: str, metric: str, a: float, b: float, significant: bool, p_value: float | None, tol: float,
+            how: str) -> Finding:
+    change = b - a
+    if significant and change < -tol:
+        return Finding(job, "accuracy", metric, a, b, change, p_value, REGRESSION, True, how)
+    if significant and change > tol:
+        return Finding(job, "accuracy", metric, a, b, change, p_value, IMPROVEMENT, False, how)
+    why = "not significant" if not significant else f"significant, but within --accuracy-tol {tol:g}"
+    return Finding(job, "accuracy", metric, a, b, change, p_value, WITHIN_NOISE, False, f"{how}: {why}")
+
+
+def _paired_scores(base: dict, new: dict):
+    """(labels, scores_a, scores_b) when both records kept per-image scores of the same labelled images."""
+    la, lb, sa, sb = base.get("labels"), new.get("labels"), base.get("scores"), new.get("scores")
+    if not (isinstance(la, list) and isinstance(sa, list) and isinstance(lb, list) and isinstance(sb, list)):
+        return None
+    if not la or la != lb or len(sa) != len(la) or len(sb) != len(lb):
+        return None
+    return la, sa, sb
+
+
+def _by_delong(job: str, a: float, b: float, paired, alpha: float, tol: float) -> Finding:
+    from bench import stats
+
+    labels, scores_a, scores_b = paired
+    try:
+        result = stats.delong_test(labels, scores_a, scores_b)
+    except ValueError as exc:  # e.g. fewer than two images of a class: no test, say why
+        return Finding(job, "accuracy", "image_auroc", a, b, b - a, None, NOT_JUDGED, False, f"DeLong: {exc}")
+    p = result.p_value
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        # identical score rankings: the difference has no variance and is exactly zero
+        return Finding(job, "accuracy", "image_auroc", a, b, b - a, None, WITHIN_NOISE, False,
+                       "DeLong: identical rankings")
+    return _decide(job, "image_auroc", a, b, p < alpha, p, tol, f"DeLong paired test, p < {alpha:g} counts")
+
+
+def _by_intervals(job: str, metric: str, a: float, b: float, base: dict, new: dict, tol: float) -> Finding:
+    bounds = [_number(r.get(f"{metric}_ci_{side}")) for r in (base, new) for side in ("low", "high")]
+    if any(v is None for v in bounds):
+        return Finding(job, "accuracy", metric, a, b, b - a, None, NOT_JUDGED, False,
+                       "no interval on one side: listed, not judged")
+    low_a, high_a, low_b, high_b = bounds
+    apart = high_b < low_a or low_b > high_a
+    return _decide(job, metric, a, b, apart, None, tol,
+                   f"95% intervals [{low_a:.3f}, {high_a:.3f}] vs [{low_b:.3f}, {high_b:.3f}]"
+                   + (" do not overlap" if apart else " overlap"))
+
+
+def reproducibility_conditions(base: dict, new: dict, machine_diffs: list[str], software_diffs: list[str]) -> str | None:
+    """None when the two records must be identical (same settings hash, epoch budget on both, same machine,
+    versions and commit); else why the rule does not apply."""
+    ha, hb = base.get("settings_hash"), new.get("settings_hash")
+    if not ha or not hb or ha != hb:
+        return "settings differ" if ha and hb else "no settings hash"
+    if base.get("stopped_by") != "epochs" or new.get("stopped_by") != "epochs":
+        return "not an epoch budget on both sides (time budgets depend on the machine)"
+    if machine_diffs:
+        return "different machine: " + "; ".join(machine_diffs)
+    if software_diffs:
+        return "different software: " + "; ".join(software_diffs)
+    return None
+
+
+def _determinism(job: str, base: dict, new: dict) -> Finding:
+    differ = [m for m in METRICS if _number(base.get(m)) != _number(new.get(m))]
+    if base.get("scores") != new.get("scores"):
+        differ.append("scores")
+    if differ:
+        return Finding(job, "determinism", ", ".join(differ), None, None, None, None, NON_DETERMINISTIC, True,
+                       "same settings, epoch budget, machine, versions and commit, yet different numbers")
+    return Finding(job, "determinism", "all metrics", None, None, None, None, REPRODUCED, False,
+                   "same settings, epoch budget, machine, versions and commit: identical numbers")
+
+
+def compare_accuracy(job: str, base: dict, new: dict, *, alpha: float, tol: float,
+                     not_reproducible_because: str | None) -> list[Finding]:
+    present = [m for m in METRICS if _number(base.get(m)) is not None or _number(new.get(m)) is not None]
+    if not present:
+        return []
+    fa, fb = base.get("data_fingerprint"), new.get("data_fingerprint")
+    if not fa or not fb or fa != fb:
+        reason = ("no data fingerprint in " + " and ".join(s for s, f in (("BASE", fa), ("NEW", fb)) if not f)
+                  if not fa or not fb else f"evaluated on different data ({fa} vs {fb})")
+        return [Finding(job, "accuracy", m, _number(base.get(m)), _number(new.get(m)), None, None, NOT_COMPARABLE,
+                        False, reason) for m in present]
+    found = []
+    if not_reproducible_because is None:
+        found.append(_determinism(job, base, new))
+    paired = _paired_scores(base, new)
+    for metric in present:
+        a, b = _number(base.get(metric)), _number(new.get(metric))
+        if a is None or b is None:
+            side, record = ("BASE", base) if a is None else ("NEW", new)
+            found.append(Finding(job, "accuracy", metric, a, b, None, None, NOT_COMPARABLE, False,
+                                 f"undefined in {side}: {_undefined_reason(record, metric)}"))
+        elif a == b and (metric != "image_auroc" or paired is None or paired[1] == paired[2]):
+            found.append(Finding(job, "accuracy", metric, a, b, 0.0, None, SAME, False))  # nothing to test
+        elif metric == "image_auroc" and paired is not None:
+            found.append(_by_delong(job, a, b, paired, alpha, tol))
+        else:
+            found.append(_by_intervals(job, metric, a, b, base, new, tol))
+    return found

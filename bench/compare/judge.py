@@ -1,0 +1,149 @@
+"""compare_runs: match the two runs' records and judge every pair (exact, accuracy, latency, status)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from bench.compare import provenance as prov
+from bench.compare.accuracy import compare_accuracy, reproducibility_conditions
+from bench.compare.exact import compare_exact
+from bench.compare.findings import Finding
+from bench.compare.latency import compare_latency
+from bench.compare.load import Run, UnusableInput, describe_key, load_repeats, load_run
+from bench.compare.status import compare_status, only_in_one
+
+LATENCY_GATES = ("same-machine", "always", "never")
+BUSY_SHARE = 0.8  # below this share of the wall time on its cores, a run was timed on a busy machine
+# NEW timed with less than this fraction of the least share any BASE run had is outside what BASE measured
+# (sub-millisecond calls slow down with a busier machine's cold caches; docs/compare.md): not gated
+BUSIER_THAN_BASE = 0.9
+COLUMNS = ["job", "check", "field", "base", "new", "change", "p_value", "verdict", "fails", "note"]
+
+
+@dataclass
+class Comparison:
+    """The judged comparison: one row per finding, the overall verdict and what the provenance says."""
+
+    base: Run  # the first of BASE's repeated runs (all of them in `base_repeats`)
+    new: Run
+    rows: pd.DataFrame
+    settings: dict
+    context: list[str] = field(default_factory=list)  # lines about the runs: machines, versions, gating
+    base_repeats: list[Run] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> pd.DataFrame:
+        return self.rows[self.rows["fails"]]
+
+    @property
+    def verdict(self) -> str:
+        return "regression" if len(self.regressions) else "no regression"
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if len(self.regressions) else 0
+
+    def counts(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.rows["verdict"].value_counts().items()}
+
+
+def _as_runs(value) -> list[Run]:
+    if isinstance(value, Run):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        runs = [r for v in value for r in _as_runs(v)]
+        if not runs:
+            raise UnusableInput("BASE: no runs given")
+        return runs
+    return load_repeats(value)
+
+
+def compare_runs(base, new: str | Path | Run, *, latency_effect: float = 0.10, alpha: float = 0.01,
+                 accuracy_tol: float = 0.02, allow_size_change: bool = False,
+                 latency_gate: str = "same-machine") -> Comparison:
+    """Compare two runs (folders, results.json files, pytest-benchmark JSON files, or loaded `Run`s).
+
+    BASE may also be several repeated runs of the same code (a folder of run folders, or a list): their spread
+    is the drift the latency test allows for; the first repeat stands for BASE in everything else.
+
+    Raises `UnusableInput` (a ValueError) for inputs that cannot be compared; everything else is a finding.
+    `latency_gate`: whether a latency regression fails the comparison: `same-machine` (the default: only when
+    both records ran on the same machine with the same thread count), `always`, or `never`."""
+    if not 0 < alpha < 1:
+        raise UnusableInput(f"--alpha must be between 0 and 1, got {alpha}")
+    if latency_effect < 0 or accuracy_tol < 0:
+        raise UnusableInput("--latency-effect and --accuracy-tol must be >= 0")
+    if latency_gate not in LATENCY_GATES:
+        raise UnusableInput(f"--latency-gate must be one of {', '.join(LATENCY_GATES)}, got {latency_gate!r}")
+    repeats = _as_runs(base)
+    base_run, new_run = repeats[0], load_run(new) if not isinstance(new, Run) else new
+    if base_run.kind != new_run.kind:
+        raise UnusableInput(f"{new_run.source}: a {new_run.kind} file compared with a {base_run.kind} run "
+                            f"({base_run.source}); compare like with like")
+    a_records, b_records = base_run.by_key(), new_run.by_key()
+    repeat_records = [(r.by_key(), r.provenance) for r in repeats]
+    pa, pb = base_run.provenance, new_run.provenance
+    versions = prov.version_difference(pa, pb)
+    software = prov.software_difference(pa, pb)
+    base_shares = [share for share in (prov.cpu_share(r.records) for r in repeats) if share is not None]
+    new_share = prov.cpu_share(new_run.records)
+    busier = (f"NEW was timed on a busier machine than every BASE run (the process had its cores {new_share:.0%} of "
+              f"the timed wall time, BASE {min(base_shares):.0%}-{max(base_shares):.0%}): outside the drift BASE "
+              f"measured") if base_shares and new_share is not None and new_share < BUSIER_THAN_BASE * min(base_shares) \
+        else ""
+    found: list[Finding] = []
+    for key in list(a_records) + [k for k in b_records if k not in a_records]:
+        job = describe_key(key)
+        if key not in b_records:
+            found.append(only_in_one(job, a_records[key], "base"))
+            continue
+        if key not in a_records:
+            found.append(only_in_one(job, b_records[key], "new"))
+            continue
+        ra, rb = a_records[key], b_records[key]
+        status = compare_status(job, ra, rb)
+        found.extend(status)
+        if status:  # a failed or skipped side: its partial numbers are not judged
+            continue
+        machine = prov.machine_difference(pa, pb, ra, rb)
+        found.extend(compare_exact(job, ra, rb, allow_size_change, versions))
+        found.extend(compare_accuracy(job, ra, rb, alpha=alpha, tol=accuracy_tol,
+                                      not_reproducible_because=reproducibility_conditions(ra, rb, machine, software)))
+        gate = latency_gate == "always" or (latency_gate == "same-machine" and not machine)
+        bases = [(records[key], provenance) for records, provenance in repeat_records
+                 if key in records and records[key].get("status", "ok") == "ok"]
+        found.extend(compare_latency(job, bases, rb, pb, same_machine=not machine, gate=gate, alpha=alpha,
+                                     effect=latency_effect,
+                                     busier_than_base=busier if latency_gate == "same-machine" else ""))
+    rows = pd.DataFrame([f.as_dict() for f in found], columns=COLUMNS)
+    rows["fails"] = rows["fails"].astype(bool)
+    machine_diffs = prov.machine_difference(pa, pb)
+    base_line = f"BASE: {base_run.source} ({prov.describe(pa)})"
+    if len(repeats) > 1:
+        base_line = f"BASE: {len(repeats)} repeated runs, first {base_run.source} ({prov.describe(pa)})"
+    context = [base_line, f"NEW:  {new_run.source} ({prov.describe(pb)})",
+               "machine and thread count: " + ("the same" if not machine_diffs else
+                                               "DIFFERENT (" + "; ".join(machine_diffs) + ")")]
+    if versions:
+        context.append(f"versions differ: {versions}")
+    for side, run in (("BASE", base_run), ("NEW", new_run)):
+        share = prov.cpu_share(run.records)
+        if share is not None and share < BUSY_SHARE:
+            context.append(f"{side} was timed on a busy machine: the process had its cores {share:.0%} of the timed "
+                           f"wall time (latency is judged on CPU time, which leaves that out)")
+    if latency_gate == "same-machine":
+        context.append("latency " + ("gates (same machine and thread count)" if not machine_diffs else
+                                     "is reported, not gated (different machines: normalised by matmul peak)"))
+        if busier and not machine_diffs:
+            context.append(busier + ": latency of calls shorter than the reference workload (and of rows without "
+                           "one) is reported, not gated")
+    else:
+        context.append(f"latency gating: {latency_gate}")
+    settings = {"latency_effect": latency_effect, "alpha": alpha, "accuracy_tol": accuracy_tol,
+                "allow_size_change": allow_size_change, "latency_gate": latency_gate}
+    return Comparison(base_run, new_run, rows, settings, context, repeats)
+
+
+__all__ = ["Comparison", "compare_runs", "UnusableInput", "LATENCY_GATES"]

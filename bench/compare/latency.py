@@ -1,0 +1,187 @@
+"""Latency: is NEW slower than BASE, beyond what this machine's drift does to the same code?
+
+A change counts when the Mann-Whitney U test finds it significant (p < alpha) AND the median moved by more
+than the effect size (--latency-effect), as asv and benchstat decide. Both look at per-call samples; what
+those samples are depends on what the two records carry (docs/compare.md has the measurements behind this):
+
+- `cpu/reference`: each call's process CPU time divided by the run's median CPU time of the reference
+  workload timed between the calls. CPU time leaves out the time other processes held the core; the
+  reference cancels what is left of the machine's state (caches shared with neighbours, clock). CPU runs on
+  one machine.
+- `wall/reference`: wall time over the reference's median wall time (a GPU, or records without CPU times).
+- `wall`: the raw samples, when there is no reference on one side (pytest-benchmark files of other tools).
+- `wall x peak`: across machines (or thread counts), each run's samples times its calibrated fp32 matmul
+  peak (`device_peak_gflops`): work in units of the machine's own speed. A rough scale, labelled as such.
+
+What the normalisation leaves of the drift between runs is not in one run's samples. When BASE is several
+repeated runs of the same code, their spread is that drift, measured: NEW must then be slower than the
+SLOWEST repeat by more than the effect size (and the rank test runs against all repeats' samples pooled).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench import stats
+from bench.compare.findings import IMPROVEMENT, NOT_COMPARABLE, NOT_JUDGED, REGRESSION, WITHIN_NOISE, Finding
+
+CPU_OVER_REFERENCE = "cpu/reference"
+WALL_OVER_REFERENCE = "wall/reference"
+WALL = "wall"
+WALL_TIMES_PEAK = "wall x peak"
+
+BASIS_LABELS = {
+    CPU_OVER_REFERENCE: "CPU time / reference CPU time (same machine)",
+    WALL_OVER_REFERENCE: "wall time / reference wall time (same machine)",
+    WALL: "raw wall time (no reference workload on one side)",
+    WALL_TIMES_PEAK: "wall time x matmul peak (different machines: normalised by each run's calibrated peak)",
+}
+
+
+@dataclass(frozen=True)
+class LatencySides:
+    """What one record carries for the latency test (lists in ms; empty when absent)."""
+
+    wall: np.ndarray
+    cpu: np.ndarray
+    reference: np.ndarray
+    reference_cpu: np.ndarray
+    workload: str | None
+    device: str | None
+    peak_gflops: float | None
+
+    @classmethod
+    def of(cls, record: dict, provenance: dict) -> "LatencySides":
+        def array(key: str) -> np.ndarray:
+            values = record.get(key)
+            if not isinstance(values, list):
+                return np.empty(0)
+            a = np.asarray([v for v in values if v is not None], dtype=np.float64)
+            return a[np.isfinite(a)]
+
+        peak = record.get("device_peak_gflops") or provenance.get("device_peak_gflops")
+        return cls(array("latency_samples_ms"), array("latency_cpu_samples_ms"), array("reference_samples_ms"),
+                   array("reference_cpu_samples_ms"), record.get("reference_workload"),
+                   record.get("device") or provenance.get("device"), float(peak) if peak else None)
+
+
+BASIS_STRENGTH = (CPU_OVER_REFERENCE, WALL_OVER_REFERENCE, WALL)
+
+
+def choose_basis(a: LatencySides, b: LatencySides, same_machine: bool) -> str:
+    if not same_machine:
+        return WALL_TIMES_PEAK if a.peak_gflops and b.peak_gflops else WALL
+    same_workload = a.workload is not None and a.workload == b.workload
+    on_cpu = str(a.device).startswith("cpu") and str(b.device).startswith("cpu")
+    if same_workload and on_cpu and all(s.cpu.size == s.wall.size and s.reference_cpu.size > 0 for s in (a, b)):
+        return CPU_OVER_REFERENCE
+    if same_workload and a.reference.size > 0 and b.reference.size > 0:
+        return WALL_OVER_REFERENCE
+    return WALL
+
+
+def common_basis(bases: list[LatencySides], new: LatencySides, same_machine: bool) -> str:
+    """The strongest basis that every BASE repeat shares with NEW."""
+    chosen = [choose_basis(a, new, same_machine) for a in bases]
+    if WALL_TIMES_PEAK in chosen:
+        return WALL_TIMES_PEAK if all(c == WALL_TIMES_PEAK for c in chosen) else WALL
+    return max(chosen, key=BASIS_STRENGTH.index)
+
+
+def normalised(s: LatencySides, basis: str) -> np.ndarray:
+    if basis == CPU_OVER_REFERENCE:
+        return s.cpu / float(np.median(s.reference_cpu))
+    if basis == WALL_OVER_REFERENCE:
+        return s.wall / float(np.median(s.reference))
+    if basis == WALL_TIMES_PEAK:
+        return s.wall * s.peak_gflops / 1e3  # ms x GFLOP/s = MFLOP of peak-rate work; scaled for reading
+    return s.wall
+
+
+@dataclass(frozen=True)
+class LatencyDecision:
+    verdict: str
+    change: float | None  # relative change of the median of the judged quantity (+0.3 = 30% slower)
+    p_value: float | None
+    reason: str
+
+
+def decide(repeats: list[np.ndarray], b: np.ndarray, *, alpha: float, effect: float) -> LatencyDecision:
+    """The rule on per-call samples of BASE (one array per repeated run) and of NEW: significant (Mann-Whitney U
+    of all BASE samples pooled against NEW's, p < alpha) AND the median changed by more than `effect` beyond
+    what the BASE repeats spread over (slower: new / slowest repeat - 1 > effect; faster: fastest repeat / new -
+    1 > effect; with one BASE run that is new / base - 1). The change reported is against the pooled median."""
+    repeats = [a for a in repeats if a.size]
+    if not repeats or b.size == 0:
+        return LatencyDecision(NOT_COMPARABLE, None, None, "no samples on one side")
+    pooled = np.concatenate(repeats)
+    medians = [float(np.median(a)) for a in repeats]
+    if min(medians) <= 0 or np.median(b) <= 0:
+        return LatencyDecision(NOT_JUDGED, None, None, "a median of zero: below the clock's resolution")
+    change = stats.relative_median_change(pooled, b)
+    floor = stats.smallest_attainable_p(pooled.size, b.size)
+    if floor >= alpha:
+        return LatencyDecision(NOT_JUDGED, change, None,
+                               f"{pooled.size} and {b.size} samples: the rank test cannot reach p < {alpha:g} "
+                               f"(at best p = {floor:.3g}); time more calls")
+    p = stats.mann_whitney_u(pooled, b).p_value
+    slower = float(np.median(b)) / max(medians) - 1.0
+    faster = min(medians) / float(np.median(b)) - 1.0
+    spread = f" (beyond the {len(repeats)} BASE repeats' spread of {max(medians) / min(medians) - 1:.1%})" \
+        if len(repeats) > 1 else ""
+    if p < alpha and slower > effect:
+        return LatencyDecision(REGRESSION, change, p, f"slower by {slower:+.1%}{spread} > {effect:.0%}, p = {p:.2g}")
+    if p < alpha and faster > effect:
+        return LatencyDecision(IMPROVEMENT, change, p, f"faster by {faster:.1%}{spread} > {effect:.0%}, p = {p:.2g}")
+    if p < alpha:
+        return LatencyDecision(WITHIN_NOISE, change, p,
+                               f"significant, but within --latency-effect {effect:.0%}" +
+                               (f" of the {len(repeats)} BASE repeats' range" if len(repeats) > 1 else ""))
+    return LatencyDecision(WITHIN_NOISE, change, p, f"not significant (p = {p:.2g})")
+
+
+def outlasts_reference(bases: list[LatencySides], basis: str) -> bool:
+    """Whether BASE's calls take longer than the reference workload (on the judged basis)."""
+    if basis not in (CPU_OVER_REFERENCE, WALL_OVER_REFERENCE):
+        return False
+    return float(np.median(np.concatenate([normalised(a, basis) for a in bases]))) >= 1.0
+
+
+def compare_latency(job: str, bases: list[tuple[dict, dict]], new: dict, new_provenance: dict, *,
+                    same_machine: bool, gate: bool, alpha: float, effect: float,
+                    busier_than_base: str = "") -> list[Finding]:
+    """One finding for a record that carries latency samples in BASE (one or more repeated runs: (record,
+    provenance) pairs) and in NEW; [] when neither side has any."""
+    a_all = [LatencySides.of(record, provenance) for record, provenance in bases]
+    a_all = [a for a in a_all if a.wall.size] or a_all[:1]
+    b = LatencySides.of(new, new_provenance)
+    if a_all[0].wall.size == 0 and b.wall.size == 0:
+        return []
+    p50_a = float(np.median(np.concatenate([a.wall for a in a_all]))) if a_all[0].wall.size else None
+    p50_b = float(np.median(b.wall)) if b.wall.size else None
+    if p50_a is None or p50_b is None:
+        return [Finding(job, "latency", "latency p50 ms", p50_a, p50_b, None, None, NOT_COMPARABLE, False,
+                        f"no latency samples in {'BASE' if p50_a is None else 'NEW'}")]
+    basis = common_basis(a_all, b, same_machine)
+    decision = decide([normalised(a, basis) for a in a_all], normalised(b, basis), alpha=alpha, effect=effect)
+    raw = p50_b / p50_a - 1.0
+    notes = [decision.reason, f"judged on {BASIS_LABELS[basis]}"]
+    if len(a_all) > 1:
+        notes.append(f"BASE: {len(a_all)} repeated runs")
+    elif decision.verdict in (REGRESSION, IMPROVEMENT):
+        notes.append("one BASE run: this machine's drift between runs is unknown; give BASE as a folder of "
+                     "repeated runs to allow for it")
+    if basis != WALL:
+        notes.append(f"raw p50 change {raw:+.1%}")
+    why_not = "" if gate else "the runs come from different machines or thread counts"
+    if gate and busier_than_base and not outlasts_reference(a_all, basis):
+        # Calls shorter than the reference slow down with a busier machine's cold caches where the reference
+        # does not (pixel_stats' normalised time moved 9-15% between runs, U-Net's 6%: docs/compare.md).
+        why_not = busier_than_base + ("" if basis != WALL else ", and there is no reference to normalise by") + \
+            ("; this call is shorter than the reference workload" if basis != WALL else "")
+    fails = decision.verdict == REGRESSION and not why_not
+    if decision.verdict == REGRESSION and why_not:
+        notes.append(f"not gated: {why_not}")
+    return [Finding(job, "latency", "latency p50 ms", p50_a, p50_b, decision.change, decision.p_value,
+                    decision.verdict, fails, "; ".join(notes))]

@@ -1,0 +1,77 @@
+"""What the two runs' provenance says about comparing them: same machine and thread count? same versions?"""
+from __future__ import annotations
+
+VERSION_KEYS = ("torch", "onnx", "onnxruntime")
+SOFTWARE_KEYS = ("python", "torch", "onnx", "onnxruntime", "git_sha")
+MACHINE_KEYS = ("hostname", "cpu", "cpu_count", "gpu")
+
+
+def _value(provenance: dict, record: dict | None, key: str):
+    # A record that says where it ran (a job of a multi-machine run) overrides the run-level provenance.
+    if record is not None:
+        if key == "hostname" and record.get("host"):
+            return record["host"]
+        if key in ("threads", "device") and record.get(key) not in (None, ""):
+            return record[key]
+    value = provenance.get(key)
+    return None if value == "" else value
+
+
+def version_difference(base: dict, new: dict) -> str:
+    """`torch 2.14.1 -> 2.15.0` for each of torch/onnx/onnxruntime that differs between the runs ("" if none)."""
+    diffs = [f"{k} {base.get(k)} -> {new.get(k)}" for k in VERSION_KEYS
+             if base.get(k) != new.get(k) and (base.get(k) or new.get(k))]
+    return "; ".join(diffs)
+
+
+def machine_difference(base: dict, new: dict, record_a: dict | None = None, record_b: dict | None = None) -> list[str]:
+    """What differs between where the two records ran: host, CPU, core count, GPU, device, threads ([] = same)."""
+    diffs = []
+    for key in MACHINE_KEYS + ("device", "threads"):
+        a, b = _value(base, record_a, key), _value(new, record_b, key)
+        if a is None and b is None:
+            continue
+        if a is None or b is None or str(a) != str(b):
+            diffs.append(f"{key} {a} vs {b}")
+    return diffs
+
+
+def software_difference(base: dict, new: dict) -> list[str]:
+    """What differs between the runs' software (python, torch, onnx, onnxruntime, git commit); a commit with
+    uncommitted changes ('-dirty') never counts as the same code."""
+    diffs = []
+    for key in SOFTWARE_KEYS:
+        a, b = base.get(key), new.get(key)
+        unclean = [v for v in (a, b) if key == "git_sha" and (not v or "dirty" in str(v) or v == "unknown")]
+        if unclean:
+            diffs.append(f"git_sha {unclean[0]} (not a clean commit)")
+        elif a != b:
+            diffs.append(f"{key} {a} vs {b}")
+    return diffs
+
+
+def describe(provenance: dict) -> str:
+    """One line: host, CPU, threads, device, versions, commit and time of a run."""
+    parts = [f"{provenance.get('hostname') or '?'}", f"{provenance.get('cpu') or '?'}"]
+    if provenance.get("threads") is not None:
+        parts.append(f"{provenance['threads']} thread(s)")
+    if provenance.get("device"):
+        parts.append(str(provenance["device"]))
+    parts += [f"{k} {provenance[k]}" for k in ("torch", "onnxruntime") if provenance.get(k)]
+    if provenance.get("git_sha"):
+        parts.append(f"git {str(provenance['git_sha'])[:12]}")
+    if provenance.get("timestamp"):
+        parts.append(str(provenance["timestamp"]))
+    return ", ".join(parts)
+
+
+def cpu_share(records: list[dict]) -> float | None:
+    """The share of the timed wall time that the process spent on its cores, over every latency measurement
+    that kept CPU times: 1.0 on an idle machine; 0.2 when other processes held the cores 80% of the time."""
+    cpu = wall = 0.0
+    for record in records:
+        c, w = record.get("latency_cpu_samples_ms"), record.get("latency_samples_ms")
+        if isinstance(c, list) and isinstance(w, list) and c and len(c) == len(w):
+            cpu += sum(v for v in c if v is not None)
+            wall += sum(v for v in w if v is not None) * max(1, int(record.get("threads") or 1))
+    return cpu / wall if wall > 0 else None

@@ -1,0 +1,407 @@
+"""bench compare's judging, on constructed records whose right verdict is known (no timing, no training)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from bench import stats
+from bench.compare import compare_runs
+from bench.compare.findings import (CHANGED, FAILED, IMPROVEMENT, NON_DETERMINISTIC, NOT_COMPARABLE, NOT_JUDGED,
+                                    ONLY_IN_BASE, ONLY_IN_NEW, REGRESSION, REPRODUCED, WITHIN_NOISE)
+from bench.probes import REFERENCE_WORKLOAD
+
+PROVENANCE = {"hostname": "vm", "cpu": "AMD EPYC", "cpu_count": 2, "gpu": "", "device": "cpu", "threads": 1,
+              "python": "3.11.7", "torch": "2.14.1", "onnx": "1.23.0", "onnxruntime": "1.32.0",
+              "git_sha": "0123456789abcdef", "device_peak_gflops": 46.0}
+
+
+# -- a private stand-in for bench.stats.delong_test until the statistics helper's version lands --------------
+@dataclass(frozen=True)
+class _DeLong:
+    auc_a: float
+    auc_b: float
+    difference: float
+    se: float
+    z: float
+    p_value: float
+
+
+def _delong_double(labels, scores_a, scores_b) -> _DeLong:
+    """DeLong, DeLong & Clarke-Pearson (1988) from the structural components (placements)."""
+    labels = np.asarray(labels)
+    pos, neg = labels == 1, labels == 0
+    aucs, v10, v01 = [], [], []
+    for s in (np.asarray(scores_a, float), np.asarray(scores_b, float)):
+        x, y = s[pos][:, None], s[neg][None, :]
+        psi = (x > y) + 0.5 * (x == y)
+        aucs.append(psi.mean())
+        v10.append(psi.mean(axis=1))
+        v01.append(psi.mean(axis=0))
+    s10, s01 = np.cov(np.vstack(v10)), np.cov(np.vstack(v01))
+    var = (s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / pos.sum() + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / neg.sum()
+    diff = aucs[1] - aucs[0]
+    se = float(np.sqrt(max(var, 0.0)))
+    z = diff / se if se > 0 else float("nan")
+    return _DeLong(aucs[0], aucs[1], diff, se, z, float(2 * norm.sf(abs(z))) if se > 0 else float("nan"))
+
+
+@pytest.fixture(autouse=True)
+def delong(monkeypatch):
+    if not hasattr(stats, "delong_test"):
+        monkeypatch.setattr(stats, "delong_test", _delong_double, raising=False)
+
+
+# -- records ----------------------------------------------------------------------------------------------
+def profile(model="unet", variant="torch-fp32", **fields) -> dict:
+    record = {"suite": "profile", "model": model, "variant": variant, "dataset": "", "category": "", "seed": 0,
+              "image_size": 64, "batch_size": 2, "device": "cpu", "threads": 1, "status": "ok", "error": "",
+              "params": 24_436_369, "trainable_params": 24_436_369, "gmacs": 0.2, "model_mb": 97.745476}
+    record.update(fields)
+    return record
+
+
+def latency(seed: int, model_ms: float, *, n: int = 30, ref_ms: float = 1.5, machine: float = 1.0,
+            busy: float = 1.0, noise: float = 0.02) -> dict:
+    """Samples as a CPU run records them: CPU time = the work x the machine's slowness (x noise); wall time =
+    CPU time / the share of the core the process got (`busy` < 1: other processes held it)."""
+    rng = np.random.default_rng(seed)
+    cpu = model_ms * machine * rng.lognormal(0, noise, n)
+    ref_cpu = ref_ms * machine * rng.lognormal(0, noise, n)
+    return {"latency_samples_ms": list(cpu / busy), "latency_cpu_samples_ms": list(cpu),
+            "reference_samples_ms": list(ref_cpu), "reference_cpu_samples_ms": list(ref_cpu),
+            "reference_workload": REFERENCE_WORKLOAD}
+
+
+def accuracy(**fields) -> dict:
+    record = {"suite": "accuracy", "model": "unet", "variant": "torch-fp32", "dataset": "synthetic",
+              "category": "nut", "seed": 0, "train_minutes": None, "image_size": 64, "batch_size": 8,
+              "device": "cpu", "threads": 1, "status": "ok", "error": "", "data_fingerprint": "synthetic:abc",
+              "settings_hash": "s1", "stopped_by": "epochs"}
+    record.update(fields)
+    return record
+
+
+def write(path: Path, records: list[dict], **provenance) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "results.json").write_text(json.dumps({"schema": 2, "provenance": dict(PROVENANCE, **provenance),
+                                                   "records": records}))
+    return path
+
+
+def compare(tmp_path: Path, base: list[dict], new: list[dict], base_prov: dict | None = None,
+            new_prov: dict | None = None, **options):
+    return compare_runs(write(tmp_path / "base", base, **(base_prov or {})),
+                        write(tmp_path / "new", new, **(new_prov or {})), **options)
+
+
+def only(result, check: str, field: str | None = None) -> dict:
+    rows = result.rows[(result.rows["check"] == check) & ((result.rows["field"] == field) if field else True)]
+    assert len(rows) == 1, rows
+    return rows.iloc[0].to_dict()
+
+
+# -- exact fields -------------------------------------------------------------------------------------------
+def test_unchanged_exact_fields_pass(tmp_path):
+    result = compare(tmp_path, [profile()], [profile()])
+    assert result.exit_code == 0
+    assert set(result.rows[result.rows["check"] == "exact"]["verdict"]) == {"same"}
+
+
+def test_changed_parameter_count_fails_and_says_which_versions_differ(tmp_path):
+    result = compare(tmp_path, [profile()], [profile(params=24_436_370)], new_prov={"torch": "2.15.0"})
+    row = only(result, "exact", "params")
+    assert row["verdict"] == CHANGED and row["fails"]
+    assert row["base"] == 24_436_369 and row["new"] == 24_436_370
+    assert "torch 2.14.1 -> 2.15.0" in row["note"]
+    assert result.exit_code == 1
+
+
+def test_size_change_is_listed_but_passes_when_allowed(tmp_path):
+    result = compare(tmp_path, [profile()], [profile(model_mb=98.0)], allow_size_change=True)
+    row = only(result, "exact", "model_mb")
+    assert row["verdict"] == CHANGED and not row["fails"]
+    assert result.exit_code == 0
+
+
+def test_parity_turned_to_fail_fails_even_when_sizes_may_change(tmp_path):
+    base = [profile(variant="ort-fp32", onnx_mb=97.9, parity="pass")]
+    new = [profile(variant="ort-fp32", onnx_mb=97.9, parity="fail", parity_max_abs_diff=0.5)]
+    result = compare(tmp_path, base, new, allow_size_change=True)
+    row = only(result, "exact", "parity")
+    assert row["verdict"] == REGRESSION and row["fails"] and "0.5" in row["note"]
+    assert result.exit_code == 1
+    fixed = compare(tmp_path / "fixed", new, base)
+    assert only(fixed, "exact", "parity")["verdict"] == IMPROVEMENT and fixed.exit_code == 0
+
+
+# -- jobs present or failing --------------------------------------------------------------------------------
+def test_jobs_in_one_run_only_are_listed_not_failed(tmp_path):
+    result = compare(tmp_path, [profile("unet"), profile("segnet")], [profile("unet"), profile("fcn32")])
+    verdicts = dict(zip(result.rows[result.rows["check"] == "status"]["job"],
+                        result.rows[result.rows["check"] == "status"]["verdict"]))
+    assert verdicts == {"profile segnet torch-fp32 64px b2 cpu": ONLY_IN_BASE,
+                        "profile fcn32 torch-fp32 64px b2 cpu": ONLY_IN_NEW}
+    assert result.exit_code == 0
+
+
+def test_a_job_failed_in_new_fails_unless_it_failed_in_base_too(tmp_path):
+    broken = profile(status="failed", error="onnx: RuntimeError: boom")
+    result = compare(tmp_path, [profile()], [broken])
+    row = only(result, "status")
+    assert row["verdict"] == FAILED and row["fails"] and "boom" in row["note"]
+    assert result.exit_code == 1
+    both = compare(tmp_path / "both", [broken], [broken])
+    assert only(both, "status")["verdict"] == FAILED and both.exit_code == 0
+
+
+def test_records_match_on_identity_not_on_order_or_spelling(tmp_path):
+    base = [profile("segnet"), profile("unet", image_size=64)]
+    new = [profile("unet", image_size=64.0, variant=None), profile("segnet")]  # 64.0 == 64; no variant = torch-fp32
+    result = compare(tmp_path, base, new)
+    assert not (result.rows["check"] == "status").any()
+    assert result.exit_code == 0
+
+
+# -- latency -------------------------------------------------------------------------------------------------
+def test_machine_drift_is_cancelled_by_cpu_time_over_the_reference(tmp_path):
+    # NEW ran while the machine was 40% slower and the process got 30% of the core: wall time x4.7
+    base = [profile(**latency(0, 60.0))]
+    new = [profile(**latency(1, 60.0, machine=1.4, busy=0.3))]
+    result = compare(tmp_path, base, new)
+    row = only(result, "latency")
+    assert row["verdict"] == WITHIN_NOISE and abs(row["change"]) < 0.03
+    assert "CPU time / reference CPU time" in row["note"] and "raw p50 change +36" in row["note"]
+    assert any(line.startswith("NEW was timed on a busy machine") and "30%" in line for line in result.context)
+    assert not any(line.startswith("BASE was timed on a busy") for line in result.context)
+    assert result.exit_code == 0
+
+
+def test_a_30_percent_slower_model_is_a_regression(tmp_path):
+    result = compare(tmp_path, [profile(**latency(0, 60.0))], [profile(**latency(1, 78.0, machine=1.2, busy=0.5))])
+    row = only(result, "latency")
+    assert row["verdict"] == REGRESSION and row["fails"] and row["p_value"] < 0.01
+    assert row["change"] == pytest.approx(0.30, abs=0.03)
+    assert result.exit_code == 1
+
+
+def test_a_2_percent_slower_model_is_not(tmp_path):
+    result = compare(tmp_path, [profile(**latency(0, 60.0))], [profile(**latency(1, 61.2))])
+    row = only(result, "latency")
+    assert row["verdict"] == WITHIN_NOISE and result.exit_code == 0
+
+
+def test_a_faster_model_is_an_improvement(tmp_path):
+    result = compare(tmp_path, [profile(**latency(0, 60.0))], [profile(**latency(1, 40.0))])
+    assert only(result, "latency")["verdict"] == IMPROVEMENT and result.exit_code == 0
+
+
+def test_too_few_samples_are_not_judged_however_large_the_change(tmp_path):
+    result = compare(tmp_path, [profile(**latency(0, 60.0, n=4))], [profile(**latency(1, 120.0, n=4))])
+    row = only(result, "latency")
+    assert row["verdict"] == NOT_JUDGED and "cannot reach p < 0.01" in row["note"]
+    assert result.exit_code == 0
+
+
+def test_without_a_reference_the_raw_samples_are_judged(tmp_path):
+    def raw(fields):
+        return {"latency_samples_ms": fields["latency_samples_ms"]}
+
+    drifted = compare(tmp_path, [profile(**raw(latency(0, 60.0)))], [profile(**raw(latency(1, 60.0, busy=0.5)))])
+    row = only(drifted, "latency")
+    assert "raw wall time" in row["note"] and row["verdict"] == REGRESSION  # the drift the reference cancels
+
+
+def test_gpu_records_are_judged_on_wall_time_over_the_reference(tmp_path):
+    def gpu(fields):
+        return {k: v for k, v in fields.items() if "cpu" not in k} | {"device": "cuda"}
+
+    base = [profile(**gpu(latency(0, 5.0)))]
+    result = compare(tmp_path, base, [profile(**gpu(latency(1, 5.0, machine=1.3)))])  # clocks 30% lower
+    row = only(result, "latency")
+    assert "wall time / reference wall time" in row["note"] and row["verdict"] == WITHIN_NOISE
+
+
+def test_across_machines_latency_is_normalised_by_the_peak_and_not_gated(tmp_path):
+    # the other machine is twice as fast (peak 92 GFLOP/s) and the model is 30% slower on it than expected
+    base = [profile(**latency(0, 60.0))]
+    new = [profile(**latency(1, 0.5 * 78.0))]
+    other = {"hostname": "ci-runner", "device_peak_gflops": 92.0}
+    result = compare(tmp_path, base, new, new_prov=other)
+    row = only(result, "latency")
+    assert "matmul peak" in row["note"] and row["verdict"] == REGRESSION and not row["fails"]
+    assert row["change"] == pytest.approx(0.30, abs=0.03)
+    assert any("DIFFERENT" in line and "hostname vm vs ci-runner" in line for line in result.context)
+    assert result.exit_code == 0
+    assert compare(tmp_path / "always", base, new, new_prov=other, latency_gate="always").exit_code == 1
+
+
+def test_another_thread_count_is_another_machine(tmp_path):
+    result = compare(tmp_path, [profile(**latency(0, 60.0))], [profile(threads=2, **latency(1, 30.0))],
+                     new_prov={"threads": 2})
+    assert "matmul peak" in only(result, "latency")["note"]
+
+
+# -- accuracy ------------------------------------------------------------------------------------------------
+def scored(seed: int, separation: float, n_normal: int = 120, n_defective: int = 80, base=None, extra_noise=0.0):
+    """Binormal scores with a known separation; `base` + noise degrades an existing detector's scores."""
+    rng = np.random.default_rng(seed)
+    labels = [0] * n_normal + [1] * n_defective
+    if base is None:
+        scores = rng.normal(0, 1, len(labels)) + separation * np.asarray(labels)
+    else:
+        scores = np.asarray(base) + rng.normal(0, extra_noise, len(labels))
+    from bench.metrics import image_auroc
+
+    return {"labels": labels, "scores": [float(s) for s in scores],
+            "image_auroc": image_auroc(np.asarray(labels), np.asarray(scores))}
+
+
+def test_a_detector_with_degraded_scores_is_an_auroc_regression(tmp_path):
+    good = scored(0, 2.0)
+    degraded = scored(1, 0, base=good["scores"], extra_noise=1.5)  # the same detector, its scores blurred
+    result = compare(tmp_path, [accuracy(**good)], [accuracy(**degraded, settings_hash="s2")])
+    row = only(result, "accuracy", "image_auroc")
+    assert row["verdict"] == REGRESSION and row["fails"]
+    assert row["change"] < -0.05 and row["p_value"] < 0.01 and "DeLong" in row["note"]
+    assert result.exit_code == 1
+
+
+def test_an_equally_good_detector_is_within_noise(tmp_path):
+    good = scored(0, 2.0)
+    same_quality = scored(2, 0, base=good["scores"], extra_noise=0.05)
+    result = compare(tmp_path, [accuracy(**good)], [accuracy(**same_quality, settings_hash="s2")])
+    assert only(result, "accuracy", "image_auroc")["verdict"] == WITHIN_NOISE
+    assert result.exit_code == 0
+
+
+def test_a_significant_drop_within_the_tolerance_passes(tmp_path):
+    good = scored(0, 2.0, n_normal=2000, n_defective=2000)
+    slightly = scored(3, 0, base=good["scores"], extra_noise=0.35, n_normal=2000, n_defective=2000)
+    result = compare(tmp_path, [accuracy(**good)], [accuracy(**slightly, settings_hash="s2")], accuracy_tol=0.02)
+    row = only(result, "accuracy", "image_auroc")
+    assert row["p_value"] < 0.01 and -0.02 < row["change"] < 0
+    assert row["verdict"] == WITHIN_NOISE and "within --accuracy-tol" in row["note"]
+    strict = compare(tmp_path / "strict", [accuracy(**good)], [accuracy(**slightly, settings_hash="s2")],
+                     accuracy_tol=0.001)
+    assert only(strict, "accuracy", "image_auroc")["verdict"] == REGRESSION
+
+
+def test_other_metrics_are_judged_by_their_intervals(tmp_path):
+    base = accuracy(pixel_auroc=0.90, pixel_auroc_ci_low=0.88, pixel_auroc_ci_high=0.92,
+                    aupro=0.70, aupro_ci_low=0.60, aupro_ci_high=0.80)
+    new = accuracy(settings_hash="s2", pixel_auroc=0.80, pixel_auroc_ci_low=0.77, pixel_auroc_ci_high=0.83,
+                   aupro=0.65, aupro_ci_low=0.55, aupro_ci_high=0.75)
+    result = compare(tmp_path, [base], [new])
+    assert only(result, "accuracy", "pixel_auroc")["verdict"] == REGRESSION
+    assert only(result, "accuracy", "aupro")["verdict"] == WITHIN_NOISE  # 0.05 lower, but the intervals overlap
+    assert result.exit_code == 1
+
+
+def test_a_metric_without_an_interval_is_listed_not_judged(tmp_path):
+    result = compare(tmp_path, [accuracy(image_f1_max=0.9)], [accuracy(image_f1_max=0.5, settings_hash="s2")])
+    assert only(result, "accuracy", "image_f1_max")["verdict"] == NOT_JUDGED and result.exit_code == 0
+
+
+def test_different_data_is_not_comparable_never_a_pass(tmp_path):
+    good = scored(0, 2.0)
+    worse = scored(1, 0.5)
+    result = compare(tmp_path, [accuracy(**good)], [accuracy(**worse, data_fingerprint="synthetic:other")])
+    row = only(result, "accuracy", "image_auroc")
+    assert row["verdict"] == NOT_COMPARABLE and "different data" in row["note"]
+    missing = compare(tmp_path / "missing", [accuracy(**good, data_fingerprint=None)], [accuracy(**good)])
+    assert "no data fingerprint in BASE" in only(missing, "accuracy", "image_auroc")["note"]
+
+
+def test_a_metric_undefined_on_one_side_says_why(tmp_path):
+    base = accuracy(pixel_auroc=0.9)
+    new = accuracy(settings_hash="s2", pixel_auroc=None,
+                   undefined_metrics="pixel_auroc, pixel_ap, aupro: the test set has no defect mask")
+    row = only(compare(tmp_path, [base], [new]), "accuracy", "pixel_auroc")
+    assert row["verdict"] == NOT_COMPARABLE and "no defect mask" in row["note"]
+
+
+def test_same_settings_code_and_machine_must_reproduce_to_the_bit(tmp_path):
+    good = scored(0, 2.0)
+    same = compare(tmp_path, [accuracy(**good)], [accuracy(**good)])
+    assert only(same, "determinism")["verdict"] == REPRODUCED and same.exit_code == 0
+    assert set(same.rows[same.rows["check"] == "accuracy"]["verdict"]) == {"same"}
+    nudged = dict(good, scores=[s + 1e-6 for s in good["scores"]])
+    drifted = compare(tmp_path / "nd", [accuracy(**good)], [accuracy(**nudged)])
+    row = only(drifted, "determinism")
+    assert row["verdict"] == NON_DETERMINISTIC and row["fails"] and drifted.exit_code == 1
+
+
+@pytest.mark.parametrize("change", [{"new_prov": {"git_sha": "fedcba9876543210"}},
+                                    {"new_prov": {"torch": "2.15.0"}},
+                                    {"new_prov": {"hostname": "other"}},
+                                    {"new_record": {"stopped_by": "minutes"}},
+                                    {"new_record": {"settings_hash": "s2"}},
+                                    {"base_prov": {"git_sha": "0123456789abcdef-dirty"},
+                                     "new_prov": {"git_sha": "0123456789abcdef-dirty"}}])
+def test_the_reproducibility_rule_applies_only_when_everything_matches(tmp_path, change):
+    good = scored(0, 2.0)
+    nudged = dict(good, scores=[s + 1e-6 for s in good["scores"]], **change.get("new_record", {}))
+    result = compare(tmp_path, [accuracy(**good)], [accuracy(**nudged)], base_prov=change.get("base_prov"),
+                     new_prov=change.get("new_prov"))
+    assert not (result.rows["check"] == "determinism").any()
+    assert result.exit_code == 0
+
+
+# -- BASE as repeated runs: their spread is the machine's drift -----------------------------------------------
+def repeats(tmp_path: Path, model_ms: list[float], **provenance) -> Path:
+    folder = tmp_path / "base-repeats"
+    for i, ms in enumerate(model_ms):
+        write(folder / f"r{i}", [profile(**latency(10 + i, ms))], **provenance)
+    return folder
+
+
+def test_new_within_the_spread_of_base_repeats_is_not_a_regression(tmp_path):
+    folder = repeats(tmp_path, [40.0, 43.0, 46.0])  # the same code measured three times
+    new = write(tmp_path / "new", [profile(**latency(1, 47.0))])
+    single = compare_runs(folder / "r0", new)
+    assert only(single, "latency")["verdict"] == REGRESSION  # +17% against one run of the three
+    result = compare_runs(folder, new)
+    row = only(result, "latency")
+    assert row["verdict"] == WITHIN_NOISE and "3 BASE repeats" in row["note"]
+    assert "3 repeated runs" in result.context[0] and result.exit_code == 0
+
+
+def test_new_beyond_the_slowest_base_repeat_is_a_regression(tmp_path):
+    folder = repeats(tmp_path, [40.0, 43.0, 46.0])
+    result = compare_runs(folder, write(tmp_path / "new", [profile(**latency(1, 60.0))]))
+    row = only(result, "latency")
+    assert row["verdict"] == REGRESSION and result.exit_code == 1
+    assert "slower by +3" in row["note"] and "BASE repeats" in row["note"]  # 60 / 46: about +30%
+
+
+def test_base_repeats_must_be_the_same_code(tmp_path):
+    from bench.compare import UnusableInput
+
+    folder = repeats(tmp_path, [40.0, 43.0])
+    write(folder / "r9", [profile(**latency(3, 41.0))], git_sha="another")
+    with pytest.raises(UnusableInput, match="different code"):
+        compare_runs(folder, write(tmp_path / "new", [profile(**latency(1, 40.0))]))
+
+
+def test_a_short_call_timed_on_a_busier_machine_than_base_is_reported_not_gated(tmp_path):
+    # pixel_stats-like: 0.5 ms against a 1.5 ms reference; NEW had its core half the time, BASE all of it
+    base = [profile("tiny", **latency(0, 0.5)), profile("unet", **latency(2, 60.0))]
+    new = [profile("tiny", **latency(1, 0.65, busy=0.5)), profile("unet", **latency(3, 60.0, busy=0.5))]
+    result = compare(tmp_path, base, new)
+    row = result.rows[(result.rows["check"] == "latency") & result.rows["job"].str.contains("tiny")].iloc[0]
+    assert row["verdict"] == REGRESSION and not row["fails"]
+    assert "busier machine than every BASE run" in row["note"] and "shorter than the reference" in row["note"]
+    assert any("busier machine" in line for line in result.context) and result.exit_code == 0
+    calm = compare(tmp_path / "calm", base, [profile("tiny", **latency(1, 0.65)), profile("unet", **latency(3, 60.0))])
+    assert calm.exit_code == 1  # the same slowdown, timed as calmly as BASE: gated
+
+
+def test_a_long_call_on_a_busier_machine_still_gates(tmp_path):
+    result = compare(tmp_path, [profile(**latency(0, 60.0))], [profile(**latency(1, 78.0, busy=0.3))])
+    row = only(result, "latency")
+    assert row["verdict"] == REGRESSION and row["fails"] and result.exit_code == 1
