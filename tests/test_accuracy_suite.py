@@ -97,3 +97,36 @@ def test_bad_category_fails_before_measuring(small_set, tmp_path):
         api.run("all", ["pixel_stats"], dataset="synthetic", data_root=small_set, categories=["carpet"],
                 out=tmp_path, quiet=True)
     assert not (tmp_path / "records").exists()
+
+
+def test_deploy_evaluates_an_earlier_runs_checkpoints_per_variant(small_set, tmp_path):
+    """--suite deploy: the variants of an earlier run's trained model, on the same test set, without training;
+    each delta is the variant's metric minus torch-fp32's."""
+    kw = dict(models=("u2net_small",), epochs=1, categories=["nut"])
+    trained = run(small_set, tmp_path / "trained", **kw).set_index("category").loc["nut"]
+    frame = api.run("deploy", ["u2net_small"], checkpoints=tmp_path / "trained", out=tmp_path / "deployed",
+                    variants=["ort-fp32", "ort-int8-dynamic", "torch-fp16"], image_size=32, threads=1, quiet=True,
+                    executor="inline")
+    rows = frame[frame["category"] == "nut"].set_index("variant")
+    assert set(rows.index) == {"torch-fp32", "ort-fp32", "ort-int8-dynamic", "torch-fp16"}
+    base = rows.loc["torch-fp32"]
+    assert base["status"] == "ok" and bool(base["evaluated_from_checkpoint"])
+    assert base["steps"] == trained["steps"]  # not retrained: the training facts come from the earlier run
+    assert base["image_auroc"] == trained["image_auroc"] and base["aupro"] == trained["aupro"]
+    assert rows.loc["torch-fp16", "status"] == "skipped" and "CUDA" in rows.loc["torch-fp16", "error"]
+    for variant in ("ort-fp32", "ort-int8-dynamic"):
+        row = rows.loc[variant]
+        assert row["status"] == "ok", row["error"]
+        for metric in ("image_auroc", "pixel_auroc", "aupro"):
+            assert row[f"{metric}_delta"] == pytest.approx(row[metric] - base[metric], abs=1e-9), (variant, metric)
+            assert row[f"{metric}_delta_ci_low"] <= row[f"{metric}_delta"] <= row[f"{metric}_delta_ci_high"]
+
+
+def test_variants_on_a_training_suite_are_evaluated_after_training(small_set, tmp_path):
+    frame = run(small_set, tmp_path, models=("u2net_small",), epochs=1, categories=["nut"],
+                variants=["torch-fp32", "torch-channels-last"])
+    rows = frame[frame["category"] == "nut"].set_index("variant")
+    assert set(rows.index) == {"torch-fp32", "torch-channels-last"}
+    other = rows.loc["torch-channels-last"]
+    assert other["status"] == "ok" and other["checkpoint"] == rows.loc["torch-fp32", "checkpoint"]
+    assert other["image_auroc_delta"] == pytest.approx(other["image_auroc"] - rows.loc["torch-fp32", "image_auroc"])

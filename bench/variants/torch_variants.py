@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib.util
+import logging
 import time
 from typing import Callable
 
@@ -182,6 +183,8 @@ def prepare_torch_variant(name: str, module: nn.Module, example: torch.Tensor, s
             _require_cuda(name, device, "CUDA graphs")
         _require_compiler(name, device)
         _never_fall_back_to_eager()
+        if device.type == "cpu":  # inductor's C++ build looks for CUDA and warns when a CPU run has none
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         target = torch.compile(module, mode="reduce-overhead" if graphs else None, dynamic=False)
         kwargs.update(compiled=True, cudagraphs=graphs)
         facts.update(math_mode=f"{fp32_label}, inductor" + (", CUDA graphs" if graphs else ""))
