@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.stats import norm
 
-from bench import stats
 from bench.compare import compare_runs
 from bench.compare.findings import (CHANGED, FAILED, IMPROVEMENT, NON_DETERMINISTIC, NOT_COMPARABLE, NOT_JUDGED,
                                     ONLY_IN_BASE, ONLY_IN_NEW, REGRESSION, REPRODUCED, WITHIN_NOISE)
@@ -18,42 +15,6 @@ from bench.probes import REFERENCE_WORKLOAD
 PROVENANCE = {"hostname": "vm", "cpu": "AMD EPYC", "cpu_count": 2, "gpu": "", "device": "cpu", "threads": 1,
               "python": "3.11.7", "torch": "2.14.1", "onnx": "1.23.0", "onnxruntime": "1.32.0",
               "git_sha": "0123456789abcdef", "device_peak_gflops": 46.0}
-
-
-# -- a private stand-in for bench.stats.delong_test until the statistics helper's version lands --------------
-@dataclass(frozen=True)
-class _DeLong:
-    auc_a: float
-    auc_b: float
-    difference: float
-    se: float
-    z: float
-    p_value: float
-
-
-def _delong_double(labels, scores_a, scores_b) -> _DeLong:
-    """DeLong, DeLong & Clarke-Pearson (1988) from the structural components (placements)."""
-    labels = np.asarray(labels)
-    pos, neg = labels == 1, labels == 0
-    aucs, v10, v01 = [], [], []
-    for s in (np.asarray(scores_a, float), np.asarray(scores_b, float)):
-        x, y = s[pos][:, None], s[neg][None, :]
-        psi = (x > y) + 0.5 * (x == y)
-        aucs.append(psi.mean())
-        v10.append(psi.mean(axis=1))
-        v01.append(psi.mean(axis=0))
-    s10, s01 = np.cov(np.vstack(v10)), np.cov(np.vstack(v01))
-    var = (s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / pos.sum() + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / neg.sum()
-    diff = aucs[1] - aucs[0]
-    se = float(np.sqrt(max(var, 0.0)))
-    z = diff / se if se > 0 else float("nan")
-    return _DeLong(aucs[0], aucs[1], diff, se, z, float(2 * norm.sf(abs(z))) if se > 0 else float("nan"))
-
-
-@pytest.fixture(autouse=True)
-def delong(monkeypatch):
-    if not hasattr(stats, "delong_test"):
-        monkeypatch.setattr(stats, "delong_test", _delong_double, raising=False)
 
 
 # -- records ----------------------------------------------------------------------------------------------
