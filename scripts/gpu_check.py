@@ -22,9 +22,9 @@ Here, on a CPU, `make gpu-check ARGS=--dry-run GPU_PYTHON=.venv/bin/python` prin
 step at a tiny size (one model, 32x32, on the CPU: the CUDA-only variants come back skipped with the reason).
 Without CUDA and without --dry-run it refuses with one line and exit status 2.
 
-Until `bench run --variants` exists (the lead is wiring bench.variants into the runner), the variants
-step calls the bench.variants API directly (`_variants_child` below); then it becomes
-`bench run --suite profile --variants all --device cuda --models ...`.
+The variants step calls the bench.variants API directly (`_variants_child` below) rather than `bench run
+--suite profile --variants ... --device cuda` (which gives the same rows per model): that way each group of
+variants is timed with torch-fp32 in one process and the summary carries their ratios, within the time box.
 """
 from __future__ import annotations
 
