@@ -7,6 +7,7 @@ from the per-category bootstrap intervals (test-set noise). A mean over categori
 """
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -38,6 +39,15 @@ def _category_mean_interval(group: pd.DataFrame, metric: str, level: float) -> t
     if len(values) == 1:  # one category: its own percentile interval, not a symmetric approximation of it
         return float(lows[0]), float(highs[0])
     return combine_intervals_normal(values, lows, highs, level)
+
+
+def data_fingerprint_of_mean(group: pd.DataFrame) -> str:
+    """The data a mean row averages over: a digest of its categories' fingerprints (empty when one lacks it), so
+    that `bench compare` compares two mean rows only when they average over the same test sets."""
+    if "data_fingerprint" not in group or group["data_fingerprint"].isna().any():
+        return ""
+    pairs = sorted({f"{c}={f}" for c, f in zip(group["category"], group["data_fingerprint"])})
+    return "mean:" + hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:16]
 
 
 def mean_rows(records: list[dict]) -> list[dict]:
@@ -104,5 +114,8 @@ def mean_rows(records: list[dict]) -> list[dict]:
         row["undefined_metrics"] = "; ".join(undefined + sorted(reasons))
         if "pretrained" in group:
             row["pretrained"] = group["pretrained"].iloc[0]
+        fingerprint = data_fingerprint_of_mean(group)
+        if fingerprint:
+            row["data_fingerprint"] = fingerprint
         rows.append(row)
     return rows

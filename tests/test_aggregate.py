@@ -58,3 +58,13 @@ def test_undefined_in_one_category_leaves_the_mean_empty_with_why():
     assert mean["image_auroc"] == pytest.approx(0.7) and "pixel_auroc" not in mean
     assert "pixel_auroc: undefined for b" in mean["undefined_metrics"]
     assert "no ground-truth masks" in mean["undefined_metrics"]
+
+
+def test_a_mean_row_carries_the_fingerprint_of_the_data_it_averages():
+    def mean_of(prints):
+        return mean_rows([record(c, 0, 0.8, data_fingerprint=f) for c, f in prints])[0].get("data_fingerprint")
+
+    same = mean_of([("a", "synthetic:1"), ("b", "synthetic:2")])
+    assert same and same == mean_of([("b", "synthetic:2"), ("a", "synthetic:1")])  # order does not matter
+    assert same != mean_of([("a", "synthetic:1"), ("b", "synthetic:3")])  # one test set changed
+    assert mean_of([("a", "synthetic:1"), ("b", None)]) is None  # unknown data: no fingerprint, not comparable
