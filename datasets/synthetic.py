@@ -22,6 +22,7 @@ and PNGs are written with fixed settings and no metadata, so the same seed gives
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -611,13 +612,19 @@ def ensure_synthetic(
     if read_marker(root) == wanted:
         return root
     cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=cache_dir))
-    try:
-        generate_synthetic(staging, size, seed, categories, n_train, n_test_good, n_test_defective)
-        if root.exists():
-            shutil.rmtree(root)
-        staging.rename(root)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    # Two runs started at once (two learning curves on a 2-core machine) would both generate, and one would
+    # delete the tree the other is reading: the check and the generation happen under one lock per cache.
+    with open(cache_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if read_marker(root) == wanted:  # the other run made it while we waited
+            return root
+        staging = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=cache_dir))
+        try:
+            generate_synthetic(staging, size, seed, categories, n_train, n_test_good, n_test_defective)
+            if root.exists():
+                shutil.rmtree(root)
+            staging.rename(root)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
     return root

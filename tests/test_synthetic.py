@@ -59,7 +59,7 @@ def test_ensure_synthetic_caches_by_parameters(tmp_path: Path):
     assert first.stat().st_mtime_ns == stamp  # reused, not regenerated
     again = ensure_synthetic(tmp_path, size=32, seed=1, categories=["nut", "screw"], n_train=2, n_test_good=1, n_test_defective=4)
     assert again == root and (root / "screw").is_dir()  # parameters differ: generated again
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.name != ".lock"]  # no staging folder left
 
 
 def test_open_dataset_reads_a_generated_tree_directly(tmp_path: Path):
@@ -109,3 +109,24 @@ def test_run_and_preview_share_one_synthetic_cache(tmp_path: Path, monkeypatch):
     assert not (tmp_path / ".cache").exists()
     result = CliRunner().invoke(app, ["data", "preview", "--dataset", "mvtec", "--out", str(out)])
     assert result.exit_code == 2 and "--data-root" in result.output
+
+
+def test_a_run_that_waits_for_the_cache_lock_uses_the_tree_made_meanwhile(tmp_path: Path):
+    """Two runs starting at once on an empty cache: the second waits for the first and reads its tree instead of
+    deleting it to generate its own."""
+    import fcntl
+    import threading
+
+    root = tmp_path / "synthetic_32px_seed0"
+    got = []
+    with open(tmp_path / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the first run, generating
+        waiter = threading.Thread(target=lambda: got.append(ensure_synthetic(tmp_path, seed=0, categories=["nut"],
+                                                                              **SMALL)))
+        waiter.start()
+        waiter.join(timeout=1.0)
+        assert waiter.is_alive() and not got, "the second run did not wait for the lock"
+        generate_synthetic(root, seed=0, categories=["nut"], **SMALL)
+        made = (root / MARKER).stat().st_mtime_ns
+    waiter.join(timeout=60)
+    assert got == [root] and (root / MARKER).stat().st_mtime_ns == made  # read, not generated again
