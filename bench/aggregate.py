@@ -71,6 +71,11 @@ def mean_rows(records: list[dict]) -> list[dict]:
                "seeds": ",".join(str(s) for s in seeds), "n_seeds": len(seeds),
                "train_minutes": None if minutes == -1 else minutes,
                "n_categories": int(group["category"].nunique())}
+        if (group["status"] == "skipped").all():  # the variant cannot run here: the mean is skipped alike
+            reasons = sorted({str(e) for e in group.get("error", pd.Series(dtype=object)).dropna() if str(e)})
+            row.update(status="skipped", error="; ".join(reasons))
+            rows.append(row)
+            continue
         if not ok.all():
             failed = group[~ok]
             row.update(status="failed", error=f"{len(failed)} of {len(group)} category jobs failed "

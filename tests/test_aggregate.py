@@ -68,3 +68,9 @@ def test_a_mean_row_carries_the_fingerprint_of_the_data_it_averages():
     assert same and same == mean_of([("b", "synthetic:2"), ("a", "synthetic:1")])  # order does not matter
     assert same != mean_of([("a", "synthetic:1"), ("b", "synthetic:3")])  # one test set changed
     assert mean_of([("a", "synthetic:1"), ("b", None)]) is None  # unknown data: no fingerprint, not comparable
+
+
+def test_a_variant_skipped_in_every_category_gives_a_skipped_mean_not_a_failed_one():
+    reason = "float16 autocast runs on CUDA only"
+    rows = mean_rows([record(c, 0, None, status="skipped", error=reason, variant="torch-fp16") for c in "ab"])
+    assert rows[0]["status"] == "skipped" and rows[0]["error"] == reason and "image_auroc" not in rows[0]
