@@ -110,3 +110,35 @@ def test_out_of_memory_classifier():
     assert not is_out_of_memory(ValueError("shape mismatch"))
     with pytest.raises(ValueError, match="batch sizes must be >= 1"):
         batch_sweep(None, torch.rand(3, 4, 4), [0], None)
+
+
+class SleepsPerImage(nn.Module):
+    """About `seconds` of wall time per image: a variant as slow as emulated bf16 on a CPU, scaled down."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+        self.conv = nn.Conv2d(3, 1, 1)
+
+    def forward(self, x):
+        import time
+
+        time.sleep(self.seconds * x.shape[0])
+        return self.conv(x)[:, 0].amax(dim=(1, 2)), self.conv(x)[:, 0]
+
+
+def test_a_throughput_measurement_too_slow_to_make_is_not_made_and_says_why(tmp_path, monkeypatch):
+    import bench.variants.probe as probe
+
+    monkeypatch.setattr(probe, "THROUGHPUT_SECONDS_LIMIT", 1.0)
+    # 20 ms per image: five calls at batch 16 would take about 1.6 s, over the (lowered) limit of 1 s
+    slow = dict(settings(tmp_path).__dict__, throughput_batch=16)
+    rows = probe.profile_variants(SleepsPerImage(0.02).eval(), torch.rand(1, 3, 8, 8), "torch-fp32",
+                                  ProbeSettings(**slow))
+    row = rows[0]
+    assert row["status"] == "ok" and row["latency_ms_p50"] >= 20
+    assert row["throughput_ips"] is None and row["notes"].startswith("throughput not measured: five calls at batch 16")
+    monkeypatch.setattr(probe, "THROUGHPUT_SECONDS_LIMIT", 120.0)  # the default: measured
+    rows = probe.profile_variants(SleepsPerImage(0.02).eval(), torch.rand(1, 3, 8, 8), "torch-fp32",
+                                  ProbeSettings(**slow))
+    assert 0 < rows[0]["throughput_ips"] <= 50.5  # measured: 16 images cannot take less than the 0.32 s slept

@@ -40,6 +40,9 @@ def merge_latency(parts: list[dict]) -> dict:
     return merged
 
 
+THROUGHPUT_SECONDS_LIMIT = 120.0  # a throughput measurement projected to take longer is not made (the row says so)
+
+
 class _StageFailed(Exception):
     """A step of the variant probe broke: which step (the record's error names it), and why."""
 
@@ -69,9 +72,18 @@ def variant_probe(variant: PreparedVariant, example: torch.Tensor, settings: Pro
         record.update(latency if latency is not None else
                       measure_latency(variant.bind(example), settings, device=variant.timing_device))
     big = example[:1].expand(settings.throughput_batch, *example.shape[1:]).contiguous()
+    # The throughput loop makes at least five calls at the larger batch; for a variant this slow (bf16 emulated on
+    # a CPU without bf16 instructions: seconds per image) that would take many minutes for one number.
+    projected = 5 * record["latency_ms_p50"] / 1e3 * settings.throughput_batch / batch
+    if projected > THROUGHPUT_SECONDS_LIMIT:
+        record.update(throughput_ips=None, throughput_batch=settings.throughput_batch,
+                      notes=f"throughput not measured: five calls at batch {settings.throughput_batch} would take "
+                            f"about {projected:.0f} s (from this variant's latency)")
+        big = None
     try:
-        record.update(measure_throughput(variant.bind(big), settings.throughput_batch, settings,
-                                         device=variant.timing_device))
+        if big is not None:
+            record.update(measure_throughput(variant.bind(big), settings.throughput_batch, settings,
+                                             device=variant.timing_device))
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise _StageFailed("throughput", exc) from exc
