@@ -366,7 +366,15 @@ def latency_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
 
 
 # -- ONNX -----------------------------------------------------------------------------------------------
-def export_onnx(module: nn.Module, x: torch.Tensor, out_dir: Path, opset: int) -> Path:
+def export_onnx(module: nn.Module, x: torch.Tensor, out_dir: Path, opset: int, dynamic_shapes=None) -> Path:
+    """`module` exported with torch.export's ONNX exporter into out_dir/model.onnx (+ its external weights).
+
+    The exporter writes each node's Python stack trace into the graph (`pkg.torch.onnx.stack_trace`): absolute
+    paths of the checkout and the venv, so the same model exported from two folders had different file sizes
+    (`onnx_mb` changed by up to 0.1% between a clone in /tmp and one in /work). The traces are removed before
+    saving; the other node metadata (module names, class hierarchy) does not depend on where the code lives."""
+    import onnx_ir
+
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "model.onnx"
     # The exporter's helper libraries log harmless notes ("Attribute type is ambiguous ...") per node.
@@ -374,8 +382,11 @@ def export_onnx(module: nn.Module, x: torch.Tensor, out_dir: Path, opset: int) -
     logging.getLogger("onnxscript").setLevel(logging.ERROR)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (x,), str(path), dynamo=True, opset_version=opset, external_data=True,
-                          verbose=False, report=False)
+        program = torch.onnx.export(module, (x,), None, dynamo=True, opset_version=opset, verbose=False, report=False,
+                                    dynamic_shapes=dynamic_shapes)
+        for node in onnx_ir.traversal.RecursiveGraphIterator(program.model.graph):
+            node.metadata_props.pop("pkg.torch.onnx.stack_trace", None)
+        program.save(str(path), external_data=True)
     return path
 
 

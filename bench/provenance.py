@@ -22,6 +22,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def boot_id() -> str:
+    """The kernel's id of this boot (Linux; "" elsewhere): with the hostname, what says two runs were timed on the
+    same running machine (VMs cloned from one image share hostname and CPU string)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
 def git_sha(cwd: Path | None = None) -> str:
     root = cwd or Path(__file__).resolve().parent.parent
     try:
@@ -61,5 +70,6 @@ def collect(device: torch.device, threads: int, seed: int, argv: list[str] | Non
         "seed": seed,
         "command": " ".join(argv if argv is not None else sys.argv),
         "hostname": socket.gethostname(),
+        "boot_id": boot_id(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

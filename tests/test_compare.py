@@ -207,6 +207,18 @@ def test_another_thread_count_is_another_machine(tmp_path):
     assert "matmul peak" in only(result, "latency")["note"]
 
 
+def test_another_boot_of_a_vm_named_alike_is_another_machine(tmp_path):
+    """Cloned VMs share hostname and CPU string: a 30% slower NEW from another boot is reported, not gated."""
+    slower = [profile(**latency(1, 78.0, machine=1.2, busy=0.5))]
+    result = compare(tmp_path, [profile(**latency(0, 60.0))], slower, base_prov={"boot_id": "boot-a"},
+                     new_prov={"boot_id": "boot-b"})
+    row = only(result, "latency")
+    assert not row["fails"] and "matmul peak" in row["note"] and result.exit_code == 0
+    same = compare(tmp_path / "same", [profile(**latency(0, 60.0))], slower, base_prov={"boot_id": "boot-a"},
+                   new_prov={"boot_id": "boot-a"})
+    assert only(same, "latency")["fails"] and same.exit_code == 1
+
+
 # -- accuracy ------------------------------------------------------------------------------------------------
 def scored(seed: int, separation: float, n_normal: int = 120, n_defective: int = 80, base=None, extra_noise=0.0):
     """Binormal scores with a known separation; `base` + noise degrades an existing detector's scores."""

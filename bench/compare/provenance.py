@@ -3,7 +3,9 @@ from __future__ import annotations
 
 VERSION_KEYS = ("torch", "onnx", "onnxruntime")
 SOFTWARE_KEYS = ("python", "torch", "onnx", "onnxruntime", "git_sha")
-MACHINE_KEYS = ("hostname", "cpu", "cpu_count", "gpu")
+# boot_id: cloud VMs share a hostname ("vm") and a CPU string; two of them, or one VM before and after a reboot,
+# are not the same machine for timing, and only the kernel's boot id tells them apart.
+MACHINE_KEYS = ("hostname", "boot_id", "cpu", "cpu_count", "gpu")
 
 
 def _value(provenance: dict, record: dict | None, key: str):
@@ -25,7 +27,7 @@ def version_difference(base: dict, new: dict) -> str:
 
 
 def machine_difference(base: dict, new: dict, record_a: dict | None = None, record_b: dict | None = None) -> list[str]:
-    """What differs between where the two records ran: host, CPU, core count, GPU, device, threads ([] = same)."""
+    """What differs between where the two records ran: host, boot, CPU, core count, GPU, device, threads ([] = same)."""
     diffs = []
     for key in MACHINE_KEYS + ("device", "threads"):
         a, b = _value(base, record_a, key), _value(new, record_b, key)

@@ -17,11 +17,9 @@ allocation peak, so `peak_infer_mb` stays empty for these rows.
 from __future__ import annotations
 
 import copy
-import logging
 import shutil
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -29,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.probes import ProbeSettings, ort_session
+from bench.probes import ProbeSettings, export_onnx, ort_session
 from bench.variants import quantise
 from bench.variants.base import Outputs, PreparedVariant, VariantUnavailable
 
@@ -47,17 +45,8 @@ _ORT_TYPES = {  # ONNX tensor type -> (torch dtype, numpy dtype)
 def export_dynamic_batch(module: nn.Module, example: torch.Tensor, out_dir: Path, opset: int) -> Path:
     """probes.export_onnx with the batch dimension left dynamic (exported at batch >= 2: torch.export
     specialises a dimension whose example size is 1)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "model.onnx"
     x = example if example.shape[0] >= 2 else example[:1].expand(2, *example.shape[1:]).contiguous()
-    logging.getLogger("onnx_ir").setLevel(logging.ERROR)
-    logging.getLogger("onnxscript").setLevel(logging.ERROR)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (x,), str(path), dynamo=True, opset_version=opset, external_data=True,
-                          verbose=False, report=False,
-                          dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
-    return path
+    return export_onnx(module, x, out_dir, opset, dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
 
 
 class OnnxExports:
