@@ -268,3 +268,26 @@ def test_math_mode_records_and_restores_the_tf32_flags():
     assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
     cpu = math_mode("cpu")
     assert "cudnn_allow_tf32" not in cpu and cpu["cpu_capability"]
+
+
+def test_compiled_variant_compiles_into_its_own_cache_and_removes_it(tmp_path, monkeypatch):
+    """A shared inductor cache with a kernel left empty by a killed run failed every later compile of that graph
+    (ImportError on the empty .so): each compiled variant now compiles into a folder of its own."""
+    shared = tmp_path / "shared-cache"
+    shared.mkdir()
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(shared))
+    settings = quick_settings(tmp_path / "job")
+    example = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    variant = prepare_variant("torch-compile", tiny_module(), example, settings)
+    try:
+        own = variant.cache_dir
+        assert own is not None and own.parent == tmp_path / "job"
+        assert list(own.rglob("*.so")), "the kernels were not compiled into the variant's own folder"
+        variant(torch.rand(3, 3, 16, 16))  # a new batch shape: compiled there too
+        assert len(list(own.rglob("*.so"))) >= 2
+        assert not list(shared.rglob("*.so"))
+        import os
+        assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(shared)  # restored after each compile
+    finally:
+        variant.close()
+    assert not own.exists()

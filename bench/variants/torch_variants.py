@@ -11,6 +11,10 @@ mathmode.py): `ieee` everywhere except `torch-tf32`, so that "fp32" on a GPU mea
   run), the timed calls are the steady state after it. `torch-compile-cudagraphs` is mode="reduce-overhead":
   the first calls also record the CUDA graph (three calls to the steady state, all in `compile_seconds`).
   The recompile limit is raised and hitting it is an error, so a compiled row can never silently run eager.
+  Each compiled variant compiles into an inductor cache of its own (a scratch folder of the job, removed with
+  the variant): `compile_seconds` is a cold compile in every run, not a hit in an earlier run's cache, and a
+  run killed while the C++ compiler wrote a kernel cannot leave an empty `.so` in the shared cache
+  (/tmp/torchinductor_<user>) that fails every later compile of that graph with an ImportError.
 """
 from __future__ import annotations
 
@@ -18,7 +22,11 @@ import contextlib
 import copy
 import importlib.util
 import logging
+import os
+import shutil
+import tempfile
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -35,8 +43,9 @@ RECOMPILE_LIMIT = 64  # one compiled graph per batch shape: the sweep's sizes, t
 class TorchVariant(PreparedVariant):
     def __init__(self, name: str, module: nn.Module, device: torch.device, facts: dict, *, resident: int,
                  autocast: torch.dtype | None = None, channels_last: bool = False, fp32_mode: str | None = "ieee",
-                 compiled: bool = False, cudagraphs: bool = False):
+                 compiled: bool = False, cudagraphs: bool = False, cache_dir: Path | None = None):
         super().__init__(name, device, facts)
+        self.cache_dir = cache_dir
         self.module = module
         self.resident = resident
         self.autocast = autocast
@@ -64,8 +73,9 @@ class TorchVariant(PreparedVariant):
         """Compile (and record the CUDA graph) for this batch shape, once: never inside a timed call."""
         shape = tuple(x.shape)
         if self.compiled and shape not in self._warm_shapes:
-            for _ in range(3 if self.cudagraphs else 1):
-                self._run(x)
+            with inductor_cache(self.cache_dir):
+                for _ in range(3 if self.cudagraphs else 1):
+                    self._run(x)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             self._warm_shapes.add(shape)
@@ -90,6 +100,29 @@ class TorchVariant(PreparedVariant):
 
     def close(self) -> None:
         self.module = None
+        if self.cache_dir is not None:
+            shutil.rmtree(self.cache_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def inductor_cache(directory: Path | None):
+    """Inductor's on-disk cache in `directory` while compiling (None: wherever it is now)."""
+    if directory is None:
+        yield
+        return
+    from torch._inductor.utils import clear_caches
+
+    before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(directory)
+    clear_caches()  # the in-memory caches remember paths in the previous folder
+    try:
+        yield
+    finally:
+        clear_caches()
+        if before is None:
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+        else:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = before
 
 
 def cudagraph_pool_bytes(device: torch.device) -> int | None:
@@ -186,14 +219,20 @@ def prepare_torch_variant(name: str, module: nn.Module, example: torch.Tensor, s
         if device.type == "cpu":  # inductor's C++ build looks for CUDA and warns when a CPU run has none
             logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         target = torch.compile(module, mode="reduce-overhead" if graphs else None, dynamic=False)
-        kwargs.update(compiled=True, cudagraphs=graphs)
+        Path(settings.workdir).mkdir(parents=True, exist_ok=True)
+        kwargs.update(compiled=True, cudagraphs=graphs,
+                      cache_dir=Path(tempfile.mkdtemp(prefix="inductor-", dir=settings.workdir)))
         facts.update(math_mode=f"{fp32_label}, inductor" + (", CUDA graphs" if graphs else ""))
     else:
         raise KeyError(f"not a torch variant: {name!r}")
     variant = TorchVariant(name, target, device, facts, resident=resident_bytes(module), **kwargs)
     if variant.compiled:
         t0 = time.perf_counter()
-        variant.warm_up(variant._stage(example))
+        try:
+            variant.warm_up(variant._stage(example))
+        except BaseException:
+            variant.close()
+            raise
         variant.facts["compile_seconds"] = time.perf_counter() - t0
     variant.facts["prepare_seconds"] = time.perf_counter() - started
     return variant
