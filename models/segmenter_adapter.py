@@ -64,13 +64,32 @@ def soft_dice_loss(logits: torch.Tensor, targets: torch.Tensor, smooth: float = 
     return 1 - (2 * intersection + smooth) / (probabilities.sum() + targets.sum() + smooth)
 
 
-def in_order(train_data):
+def in_order(train_data, images: int | None = None):
     """The training batches without drawing on the training loader's random state: a DataLoader's dataset
-    re-read in order (same batch size), anything else (a list of batches) as it is."""
+    re-read in order (same batch size), anything else (a list of batches) as it is. `images`: at most that
+    many images, evenly spaced over the dataset (a list of batches is cut after the batch that reaches it)."""
     if isinstance(train_data, torch.utils.data.DataLoader):
-        return torch.utils.data.DataLoader(train_data.dataset, batch_size=train_data.batch_size, shuffle=False,
+        dataset = train_data.dataset
+        if images is not None and images < len(dataset):
+            step = len(dataset) / images
+            dataset = torch.utils.data.Subset(dataset, [int(i * step) for i in range(images)])
+        return torch.utils.data.DataLoader(dataset, batch_size=train_data.batch_size, shuffle=False,
                                            num_workers=0, collate_fn=train_data.collate_fn)
-    return train_data
+    if images is None:
+        return train_data
+    kept, seen = [], 0
+    for batch in train_data:
+        if seen >= images:
+            break
+        kept.append(batch)
+        seen += len(batch["image"])
+    return kept
+
+
+def _batch_size(train_data) -> int:
+    if isinstance(train_data, torch.utils.data.DataLoader):
+        return int(train_data.batch_size)
+    return len(next(iter(train_data))["image"])
 
 
 class SegmenterDetector(Detector):
@@ -90,6 +109,7 @@ class SegmenterDetector(Detector):
         optimizer: str = "adam",
         momentum: float = 0.9,
         weight_decay: float = 0.0,
+        bn_recalibration_min_images: int = 32,
     ):
         super().__init__(image_size)
         self.name = name
@@ -102,6 +122,7 @@ class SegmenterDetector(Detector):
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {optimizer!r}")
         self.optimizer_name, self.momentum, self.weight_decay = optimizer, float(momentum), float(weight_decay)
         self.anomaly_probability = float(anomaly_probability)
+        self.bn_recalibration_min_images = int(bn_recalibration_min_images)
         self.generator = torch.Generator().manual_seed(self.seed)
         self._inference = SegmenterInference(net, top_k_fraction=top_k_fraction)
 
@@ -126,7 +147,11 @@ class SegmenterDetector(Detector):
         report = super().fit(train_data, budget, progress)
         if report.steps:
             started = self.clock()
-            self.recalibrate_batch_norm(in_order(train_data))  # a pass of its own: the loader's shuffle is untouched
+            # A pass of its own (the loader's shuffle is untouched) over as many images as training has drawn, at
+            # least `bn_recalibration_min_images`: over the whole training set it cost more than a short budget's
+            # training (0.3 min on SegNet, U²-Net: 18 s trained, then 27 s recalibrating on 120 images).
+            seen = (budget.steps_done + report.steps) * _batch_size(train_data)
+            self.recalibrate_batch_norm(in_order(train_data, max(self.bn_recalibration_min_images, seen)))
             report.train_seconds += self.clock() - started
         return report
 
@@ -137,8 +162,11 @@ class SegmenterDetector(Detector):
         During training half the images carry pasted anomalies, and the running statistics (momentum 0.1)
         follow those batches. At test time most images are clean, and with those statistics U-Net flagged
         the plain background of the object categories (measured on the synthetic screw: pixel AUROC 0.26
-        before, 0.84 after recalibrating the same checkpoint). One pass over the training data in train
-        mode with a cumulative average (momentum None) replaces them; the weights do not change.
+        before, 0.84 after recalibrating the same checkpoint). One pass over `train_data` in train mode with a
+        cumulative average (momentum None) replaces them; the weights do not change. `fit` passes as many
+        evenly spaced training images as training has drawn (at least 32): on 32 instead of 120 the same
+        checkpoints moved by -0.026 to +0.032 AUROC (U-Net on four categories, SegNet, u2net_small; 70 test
+        images, well inside their intervals).
         """
         norms = [m for m in self.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         if not norms:

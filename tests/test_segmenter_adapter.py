@@ -183,3 +183,36 @@ def test_recalibration_keeps_the_loaders_shuffle_and_counts_in_train_seconds():
     assert torch.equal(trained.generator.get_state(), untouched.generator.get_state())
     # 4 training steps + 4 recalibration batches, one (fake) second each: both are training time
     assert report.steps == 4 and report.train_seconds == pytest.approx(8.0)
+
+
+def test_recalibration_reads_as_many_evenly_spaced_images_as_training_drew():
+    from models.base import Budget
+    from models.segmenter_adapter import IMAGENET_MEAN, IMAGENET_STD
+
+    class Clock:
+        now = 0.0
+
+        def __call__(self):
+            return self.now
+
+    images = torch.rand(40, 3, 16, 16)
+    data = torch.utils.data.TensorDataset(images)
+    collate = lambda items: {"image": torch.stack([i[0] for i in items]), "mask": torch.zeros(len(items), 16, 16)}  # noqa: E731
+    trained = torch.utils.data.DataLoader(data, batch_size=4, shuffle=True, collate_fn=collate,
+                                          generator=torch.Generator().manual_seed(3))
+    clock = Clock()
+    torch.manual_seed(0)
+    net = ClockedNet(clock)
+    detector = SegmenterDetector(net, name="clocked", image_size=16, seed=0, bn_recalibration_min_images=4)
+    detector.clock = clock
+    report = detector.fit(trained, Budget(epochs=10, max_steps=2))  # 2 steps of 4: 8 images drawn
+    # 2 training steps, then 8 images (2 batches) recalibrated, not the 40 of the dataset
+    assert report.steps == 2 and report.train_seconds == pytest.approx(4.0)
+    subset = images[[0, 5, 10, 15, 20, 25, 30, 35]]
+    normalised = (subset - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    assert torch.allclose(net.norm.running_mean, normalised.mean(dim=(0, 2, 3)), atol=1e-5)
+
+    # a later stage counts the steps of the earlier ones: 2 + 3 steps = 20 images
+    clock.now = 0.0
+    report = detector.fit(trained, Budget(epochs=10, max_steps=3, steps_done=2))
+    assert report.steps == 3 and report.train_seconds == pytest.approx(3.0 + 5.0)
