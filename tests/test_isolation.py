@@ -76,3 +76,40 @@ def test_sigkill_then_resume_reruns_nothing_that_finished(tmp_path):
     left = killed[DETERMINISTIC].sort_values(key).reset_index(drop=True)
     right = clean[DETERMINISTIC].sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(left, right, check_dtype=False)
+
+
+def _children() -> list[tuple[str, int]]:
+    import multiprocessing
+
+    return sorted((c.name, c.pid) for c in multiprocessing.active_children() if c.name.startswith("defectbench-"))
+
+
+def _run_watching_workers(specs) -> list[tuple[str, str, list]]:
+    from bench.executors.process import ProcessExecutor
+
+    seen = []
+    ProcessExecutor().run(specs, lambda spec, record: seen.append((spec.kind, spec.model, record["status"] + record.get("error", ""), _children())),
+                          lambda spec: None, lambda spec, text: None)
+    assert _children() == [], "every worker is stopped at the end"
+    return seen
+
+
+def test_next_models_worker_starts_beside_an_accuracy_job_and_never_beside_a_profile_job(tmp_path):
+    cfg = api.make_config("all", ["tiny_ok", "pixel_stats"], threads=1, image_size=32, out=tmp_path / "all",
+                          plugins=[PLUGIN], categories=["fabric"], epochs=1)
+    specs = api.Run(cfg, quiet=True).plan()
+    assert [(s.kind, s.model) for s in specs] == [("profile", "tiny_ok"), ("accuracy", "tiny_ok"),
+                                                  ("profile", "pixel_stats"), ("accuracy", "pixel_stats")]
+    seen = _run_watching_workers(specs)
+    assert [status for _, _, status, _ in seen] == ["ok"] * len(seen)
+    workers = {(kind, model): children for kind, model, _, children in seen}
+    assert [name for name, _ in workers[("profile", "tiny_ok")]] == ["defectbench-tiny_ok"]
+    beside = workers[("accuracy", "tiny_ok")]
+    assert [name for name, _ in beside] == ["defectbench-pixel_stats", "defectbench-tiny_ok"]
+    spare = dict(beside)["defectbench-pixel_stats"]
+    assert workers[("profile", "pixel_stats")] == [("defectbench-pixel_stats", spare)], "the spare ran the next job"
+
+    quick = api.Run(api.make_config("quick", ["tiny_ok", "pixel_stats"], threads=1, image_size=32,
+                                    out=tmp_path / "quick", plugins=[PLUGIN]), quiet=True).plan()
+    for kind, model, status, children in _run_watching_workers(quick):
+        assert [name for name, _ in children] == [f"defectbench-{model}"], "a profile job ran beside another worker"
