@@ -30,9 +30,20 @@ from bench.plan import JobSpec
 POLL_SECONDS = 0.5
 STARTUP_SECONDS = 600.0  # a worker that has not taken its job by then (imports hung) fails the job
 PROGRESS_EVERY = 0.5  # seconds between progress messages from a worker
-# Imported before the memory limit is set, so their libraries' address space is not charged to the job.
-PRELOAD = ("torch", "torchvision", "onnx", "onnxruntime", "onnxscript", "fvcore.nn", "scipy.stats", "sklearn.metrics",
-           "models.zoo", "bench.jobs.profile", "bench.jobs.accuracy")
+# What a worker imports before its first job: what that job's kind needs (a spare worker pays for it while
+# the previous job runs), or all of it under a memory limit, which is set after them so that their libraries'
+# address space is not charged to the job.
+PRELOAD = {
+    "profile": ("torch", "torchvision", "onnx", "onnxruntime", "onnxscript", "fvcore.nn", "models.zoo",
+                "bench.jobs.profile"),
+    "accuracy": ("torch", "torchvision", "scipy.stats", "sklearn.metrics", "models.zoo", "bench.jobs.accuracy"),
+}
+
+
+def preload_for(kind: str, memory_mb: float | None) -> tuple[str, ...]:
+    if memory_mb:
+        return tuple(dict.fromkeys(m for modules in PRELOAD.values() for m in modules))
+    return PRELOAD.get(kind, ())
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -68,18 +79,17 @@ def limit_memory(memory_mb: float) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
 
 
-def worker_main(conn, memory_mb: float | None) -> None:
-    """A worker: preload, then run the specs it is sent until it is sent None."""
+def worker_main(conn, memory_mb: float | None, preload: tuple[str, ...] = ()) -> None:
+    """A worker: import `preload`, then run the specs it is sent until it is sent None."""
     import importlib
 
     from bench.quiet import install_stderr_filter
 
     os.dup2(2, 1)  # the driver's stdout carries the summary; anything a job prints goes to stderr
     install_stderr_filter()
-    # Imported before the first job arrives: a spare worker pays for them while the previous job runs.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fvcore's import warns that torch.jit is deprecated
-        for module in PRELOAD:
+        for module in preload:
             try:
                 importlib.import_module(module)
             except ImportError:
@@ -144,15 +154,16 @@ class ProcessExecutor:
         self.worker: Worker | None = None
         self.spare: Worker | None = None  # the next model's worker, started while a non-timing job runs
 
-    def _start_worker(self, model: str) -> Worker:
+    def _start_worker(self, spec: JobSpec) -> Worker:
         parent, child = self.context.Pipe()
-        process = self.context.Process(target=worker_main, args=(child, self.memory_mb), daemon=True,
-                                       name=f"defectbench-{model}")
+        process = self.context.Process(target=worker_main, daemon=True, name=f"defectbench-{spec.model}",
+                                       args=(child, self.memory_mb, preload_for(spec.kind, self.memory_mb)))
         process.start()
         child.close()
-        return Worker(model, process, parent)
+        return Worker(spec.model, process, parent)
 
-    def _worker_for(self, model: str) -> Worker:
+    def _worker_for(self, spec: JobSpec) -> Worker:
+        model = spec.model
         if self.worker is not None and (self.worker.model != model or not self.worker.alive()):
             self.worker.stop()
             self.worker = None
@@ -161,7 +172,7 @@ class ProcessExecutor:
                 self.worker, self.spare = self.spare, None
             else:
                 self._stop_spare()
-                self.worker = self._start_worker(model)
+                self.worker = self._start_worker(spec)
         return self.worker
 
     def _stop_spare(self) -> None:
@@ -173,7 +184,7 @@ class ProcessExecutor:
         """Start `following`'s worker now if it needs a new one and `spec` (running) times nothing."""
         if following is None or following.model == spec.model or spec.kind == "profile" or self.spare is not None:
             return
-        self.spare = self._start_worker(following.model)
+        self.spare = self._start_worker(following)
 
     def prepare(self, specs: list[JobSpec]) -> None:
         """Nothing to set up before the first job: workers start as jobs need them."""
@@ -191,7 +202,7 @@ class ProcessExecutor:
 
     def _run_one(self, spec: JobSpec, on_record: OnRecord, on_progress: OnProgress,
                  following: JobSpec | None = None) -> None:
-        worker = self._worker_for(spec.model)
+        worker = self._worker_for(spec)
         produced: list[dict] = []
         started = time.perf_counter()
         # The job's clock starts when its worker takes it: a fresh worker's imports are not the job's time.

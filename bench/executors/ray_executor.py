@@ -106,11 +106,11 @@ def _limit_memory(memory_mb: float):
     import resource
     import warnings
 
-    from bench.executors.process import PRELOAD, limit_memory
+    from bench.executors.process import limit_memory, preload_for
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for module in PRELOAD:  # imported before the limit, so their libraries are not charged to the job
+        for module in preload_for("", memory_mb):  # imported before the limit: their libraries are not the job's
             try:
                 importlib.import_module(module)
             except ImportError:
