@@ -20,8 +20,10 @@ DETERMINISTIC = ["model", "variant", "status", "params", "trainable_params", "gm
 
 
 def test_crash_hang_and_memory_hog_each_fail_alone(tmp_path):
+    # tiny_hog asks for 4 GiB. The limit leaves room for what a real job maps beyond its imports: under 400 MB,
+    # on a loaded machine, oneDNN could not map its kernels for tiny_ok ("could not create a primitive").
     frame = api.run("quick", ["tiny_abort", "tiny_ok", "tiny_sleep", "tiny_hog"], executor="process", threads=1,
-                    image_size=32, out=tmp_path, plugins=[PLUGIN], job_timeout=15, job_memory_mb=400, quiet=True)
+                    image_size=32, out=tmp_path, plugins=[PLUGIN], job_timeout=15, job_memory_mb=1500, quiet=True)
     by_model = {m: g for m, g in frame.groupby("model")}
     assert (by_model["tiny_abort"]["status"] == "failed").all()
     assert by_model["tiny_abort"]["error"].str.contains(r"killed by signal 6 \(SIGABRT\)").all()
@@ -30,7 +32,7 @@ def test_crash_hang_and_memory_hog_each_fail_alone(tmp_path):
     assert (hog["status"] == "failed").all() and hog["error"].str.contains("out of memory at batch").all()
     assert hog["params"].notna().all(), "the probes that ran before the allocation kept their numbers"
     ok = by_model["tiny_ok"]
-    assert (ok["status"] == "ok").all() and len(ok) == 2
+    assert (ok["status"] == "ok").all() and len(ok) == 2, ok["error"].tolist()
     assert ok["latency_ms_p50"].notna().all() and ok["train_step_ms_p50"].notna().all()
     assert api.exit_status(frame) == 1
 
