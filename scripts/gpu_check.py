@@ -281,9 +281,11 @@ def _variants_child(args: argparse.Namespace) -> int:
     import torch
 
     from bench.probes import ProbeSettings, macs_probe
+    from bench.quiet import install_stderr_filter
     from bench.variants import profile_variants
     from models import create_detector, get_entry
 
+    install_stderr_filter()  # the profiler's USDT lines, as in a bench worker
     device = torch.device(args.device)
     timing = json.loads(args.timing)
     threads = timing.pop("threads", None) or len(os.sched_getaffinity(0))
