@@ -5,7 +5,8 @@ costs one job, not the run.
 - One worker is reused for consecutive jobs of the same model (torch's import is paid once per model, not
   per job); a new model, or a worker that died, gets a fresh one. While a job that times nothing (accuracy)
   runs, the next model's worker is started beside it and imports its libraries, so the next job (often a
-  timing job) starts without waiting for them (make bench: 10 of 11 imports hidden this way). Never beside
+  timing job) starts without waiting for them (`make bench`: at each model change but the one after
+  pixel_stats, whose 2-second accuracy job is shorter than the imports). Never beside
   a profile job: its timings would share the CPU with the imports.
 - Time limit per job (`JobSpec.timeout`): past it the worker is killed and the job's missing records become
   `failed` with "timed out after N s".
