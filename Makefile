@@ -11,9 +11,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# --no-compile: byte-compiling every installed module (torch's thousands) took longer than installing them;
-	# Python compiles what a run imports on first use and keeps it.
-	$(PY) -m pip install -q --no-compile -e '.[dev,ray]'
+	$(PY) -m pip install -q -e '.[dev,ray]'
 	touch $(STAMP)
 
 test: $(STAMP)
