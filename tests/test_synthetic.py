@@ -130,3 +130,10 @@ def test_a_run_that_waits_for_the_cache_lock_uses_the_tree_made_meanwhile(tmp_pa
         made = (root / MARKER).stat().st_mtime_ns
     waiter.join(timeout=60)
     assert got == [root] and (root / MARKER).stat().st_mtime_ns == made  # read, not generated again
+
+
+def test_categories_rendered_in_parallel_give_the_same_bytes(tmp_path: Path):
+    one = generate_synthetic(tmp_path / "one", seed=3, categories=["nut", "fabric"], workers=1, **SMALL)
+    two = generate_synthetic(tmp_path / "two", seed=3, categories=["nut", "fabric"], workers=2, **SMALL)
+    a, b = tree_bytes(one), tree_bytes(two)
+    assert len(a) == 2 * (2 + 1 + 4 + 4) + 1 and a == b
