@@ -551,9 +551,8 @@ def generate_synthetic(
             _write_category(out, category, size, seed, counts)
     else:
         # Categories are independent (each image has its own generator), so they render on every core: the
-        # first `bench run` waits for this (four categories at 128 px on this 2-core VM: 11.3-11.7 s in one process,
-        # 7.7-8.9 s in two). Spawned,
-        # not forked: the driver may already hold torch's thread pools.
+        # first `bench run` waits for this (four categories at 128 px on this 2-core VM: 11.3-11.7 s in one
+        # process, 7.7-8.9 s in two). Spawned, not forked: the driver may already hold torch's thread pools.
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
