@@ -8,9 +8,13 @@ U^2-Net trains; the others get it on their one logit map.
 
 Inference (`SegmenterInference`): images in [0,1] -> ImageNet normalisation (what the smp ResNet encoders
 expect, and what U^2-Net's authors use; applied to every segmenter so callers always pass [0,1] images) ->
-logits -> maps = sigmoid(logits) [B,H,W]; the image score is the mean of the k highest map values,
-k = max(1, round(top_k_fraction * H * W)). A mean over the top 1% rather than the single maximum keeps the score
-from hanging on one noisy pixel while still firing on a defect that covers a small part of the image.
+maps = the logits [B,H,W] (log-odds that a pixel is anomalous; sigmoid(map) is the net's probability); the image
+score is the mean of the k highest map values, k = max(1, round(top_k_fraction * H * W)). A mean over the top 1%
+rather than the single maximum keeps the score from hanging on one noisy pixel while still firing on a defect that
+covers a small part of the image.
+The maps are logits, not probabilities, because every metric ranks them and sigmoid is monotone, but in float32
+sigmoid is exactly 1.0 above a logit of ~17: a net trained for 10 minutes puts many pixels there (U-Net's logits
+reached 1,663), and the ties cost it up to 0.045 image AUROC (issue 13's note).
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class SegmenterInference(nn.Module):
-    """images [B,3,H,W] in [0,1] -> (scores [B], maps [B,H,W] in [0,1])."""
+    """images [B,3,H,W] in [0,1] -> (scores [B], maps [B,H,W] of logits)."""
 
     def __init__(self, net: nn.Module, top_k_fraction: float = 0.01):
         super().__init__()
@@ -49,7 +53,7 @@ class SegmenterInference(nn.Module):
         return [o[:, 0] for o in outputs]
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        maps = torch.sigmoid(self.net(self.normalise(images))[:, 0])
+        maps = self.net(self.normalise(images))[:, 0]  # logits: no sigmoid, which ties high scores at 1.0
         # int(): under TorchScript tracing (fvcore's MAC counter) sizes come back as 0-d tensors
         height, width = int(maps.shape[-2]), int(maps.shape[-1])
         k = max(1, round(self.top_k_fraction * height * width))
