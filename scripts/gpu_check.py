@@ -15,9 +15,13 @@ time, every variant row with its raw samples), variants.csv, log.txt, quick_resu
 paper_results.{json,csv}. Everything else (records, checkpoints, galleries) stays in a scratch folder.
 
 Usage on the GPU machine (see ../shared/device/README.md; in the project's root, here: `bash
-../shared/device/gpu-wheels.sh`), one device call carrying `.whl`, timeout_s=600:
+../shared/device/gpu-wheels.sh termcolor`), two device calls carrying `.whl`, timeout_s=600 each:
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site:$PWD && make gpu-check
+    && export PYTHONPATH=/tmp/site:$PWD && make gpu-check ARGS=--steps=quick,paper
+and the same with ARGS=--steps=variants. The time boxes come from the first run on an H200 (2026-11-29: torch
+2.11, 16 cores): a child process pays 10-12 s to start before its first row; the quick suite took 14 s a model
+(130 s covered 9 of 11); U-Net's compile and CUDA-graph groups 28 s and 21 s, SegNet's and VT-ADL's compile 33 s
+and 37 s; the paper step 74 s. All steps in one call (`--steps all`) do not fit the tool's 600 s.
 Here, on a CPU, `make gpu-check ARGS=--dry-run GPU_PYTHON=.venv/bin/python` prints the plan and runs every
 step at a tiny size (one model, 32x32, on the CPU: the CUDA-only variants come back skipped with the reason).
 Without CUDA and without --dry-run it refuses with one line and exit status 2.
@@ -55,7 +59,9 @@ VARIANT_GROUPS = (
     "torch-fp32,torch-compile-cudagraphs",
 )
 COMPILED_MODELS = ("unet", "segnet", "vtadl")  # compiling every model twice would not fit the time box
-TOTAL_BUDGET_S = 540  # the device tool stops a command at 600 s; installing the wheels comes first
+TOTAL_BUDGET_S = 540  # per call: the device tool stops a command at 600 s; installing the wheels comes first
+STEPS = ("quick", "variants", "paper")  # `env` always runs: the other steps need its peaks
+ENV_BUDGET_S = 30
 
 
 @dataclass
@@ -78,13 +84,18 @@ class Plan:
     def budget(self, model: str) -> int:
         return self.compiled_budget_s if model in COMPILED_MODELS else self.model_budget_s
 
-    def total_s(self) -> int:
-        return 30 + self.quick_budget_s + sum(self.budget(m) for m in self.variant_models) + self.paper_budget_s
+    def step_s(self, step: str) -> int:
+        if step == "variants":
+            return sum(self.budget(m) for m in self.variant_models)
+        return {"quick": self.quick_budget_s, "paper": self.paper_budget_s}[step]
+
+    def total_s(self, steps: tuple[str, ...] = STEPS) -> int:
+        return ENV_BUDGET_S + sum(self.step_s(step) for step in steps)
 
 
 def gpu_plan() -> Plan:
-    return Plan(device="cuda", quick_args=[], quick_budget_s=130, variant_models=VARIANT_MODELS, image_size=256,
-                batch_size=8, model_budget_s=20, compiled_budget_s=65,
+    return Plan(device="cuda", quick_args=[], quick_budget_s=220, variant_models=VARIANT_MODELS, image_size=256,
+                batch_size=8, model_budget_s=35, compiled_budget_s=95,
                 paper_args=["--models", "vtadl", "--categories", "fabric", "--train-minutes", "0.3"],
                 paper_budget_s=100,
                 timing=dict(warmup=5, min_iters=20, max_iters=200, min_seconds=0.3, max_seconds=2.0, warmup_seconds=2.0,
@@ -198,13 +209,21 @@ def parent(args: argparse.Namespace) -> int:
     if not out_text:
         print("gpu-check: no output folder: pass --out DIR or set OUT", file=sys.stderr)
         return 2
+    steps = parse_steps(args.steps)
+    if steps is None:
+        print(f"gpu-check: --steps {args.steps!r}: choose from {', '.join(STEPS)} (comma-separated) or all",
+              file=sys.stderr)
+        return 2
     if not args.dry_run and not torch.cuda.is_available():
         print("gpu-check: no CUDA device here (torch.cuda.is_available() is False); run it on the GPU machine, "
               "or pass --dry-run to rehearse on this CPU", file=sys.stderr)
         return 2
     plan = dry_run_plan() if args.dry_run else gpu_plan()
-    if not args.dry_run and plan.total_s() > TOTAL_BUDGET_S:
-        raise SystemExit(f"gpu-check: the plan's time boxes add up to {plan.total_s()} s > {TOTAL_BUDGET_S} s")
+    if not args.dry_run and plan.total_s(steps) > TOTAL_BUDGET_S:
+        print(f"gpu-check: --steps {','.join(steps)}: the time boxes add up to {plan.total_s(steps)} s, more than one "
+              f"device call's {TOTAL_BUDGET_S} s; run --steps quick,paper and --steps variants as two calls",
+              file=sys.stderr)
+        return 2
     out = Path(out_text)
     out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="gpu-check-"))
@@ -212,7 +231,7 @@ def parent(args: argparse.Namespace) -> int:
     py = sys.executable
     cache_env = {"DEFECTBENCH_CACHE": os.environ.get("DEFECTBENCH_CACHE", str(scratch / "cache"))}
     log.line(f"gpu-check{' --dry-run' if args.dry_run else ''}: device {plan.device}, out {out}, scratch {scratch}, "
-             f"time boxes {plan.total_s()} s in all")
+             f"steps env,{','.join(steps)}, time boxes {plan.total_s(steps)} s in all")
     for line in (f"  1 env      calibrate the precisions' peaks, record math mode and versions",
                  f"  2 quick    bench run --suite quick --device {plan.device} {' '.join(plan.quick_args)} "
                  f"({plan.quick_budget_s} s)",
@@ -222,7 +241,8 @@ def parent(args: argparse.Namespace) -> int:
                  f"({plan.model_budget_s} s per model, {plan.compiled_budget_s} s with the compile groups)",
                  f"  4 paper    bench run --suite paper --device {plan.device} {' '.join(plan.paper_args)} "
                  f"({plan.paper_budget_s} s)"):
-        log.line(line)
+        if line.split()[1] in ("env", *steps):
+            log.line(line)
     summary: dict = {"dry_run": args.dry_run, "device": plan.device, "steps": []}
     started = time.perf_counter()
 
@@ -236,12 +256,38 @@ def parent(args: argparse.Namespace) -> int:
     peaks_file = scratch / "peaks.json"
     peaks_file.write_text(json.dumps(summary.get("environment", {}).get("peaks_gflops", {})))
 
+    if "quick" in steps:
+        run_quick(plan, py, scratch, out, log, cache_env, summary)
+    if "variants" in steps:
+        run_variants(plan, py, scratch, out, log, cache_env, peaks_file, summary)
+    if "paper" in steps:
+        run_paper(plan, py, scratch, out, log, cache_env, summary)
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    failed = [s["step"] for s in summary["steps"] if s["status"] != "ok"]
+    log.line(f"gpu-check: done in {summary['seconds']} s; steps not ok: {', '.join(failed) or 'none'}; files in {out}: "
+             f"{', '.join(sorted(p.name for p in out.iterdir()))}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+def parse_steps(text: str) -> tuple[str, ...] | None:
+    """'all' or a comma-separated subset of STEPS -> the steps in their fixed order; None if a name is unknown."""
+    names = STEPS if text.strip() == "all" else tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names or any(n not in STEPS for n in names):
+        return None
+    return tuple(n for n in STEPS if n in names)
+
+
+def run_quick(plan, py, scratch, out, log, cache_env, summary) -> None:
     quick_dir = scratch / "quick"
     summary["steps"].append(run_boxed("quick", [py, "-m", "bench.cli", "run", "--suite", "quick", "--device", plan.device,
                                                 "--out", str(quick_dir), *plan.quick_args],
                                       plan.quick_budget_s, log, cache_env))
     summary["steps"][-1]["files"] = copy_results(quick_dir, out, "quick")
 
+
+def run_variants(plan, py, scratch, out, log, cache_env, peaks_file, summary) -> None:
     rows_file = scratch / "variants.jsonl"
     for model in plan.variant_models:
         step = run_boxed(f"variants {model}",
@@ -260,18 +306,13 @@ def parent(args: argparse.Namespace) -> int:
                  f"p50 {r.get('latency_ms_p50') or float('nan'):9.3f} ms  ratio {r.get('latency_ratio_to_fp32') or float('nan'):6.3f}  "
                  f"parity {r.get('parity')}  {r.get('error', '')[:90]}")
 
+
+def run_paper(plan, py, scratch, out, log, cache_env, summary) -> None:
     paper_dir = scratch / "paper"
     summary["steps"].append(run_boxed("paper", [py, "-m", "bench.cli", "run", "--suite", "paper", "--device", plan.device,
                                                 "--out", str(paper_dir), *plan.paper_args],
                                       plan.paper_budget_s, log, cache_env))
     summary["steps"][-1]["files"] = copy_results(paper_dir, out, "paper")
-    summary["seconds"] = round(time.perf_counter() - started, 1)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    failed = [s["step"] for s in summary["steps"] if s["status"] != "ok"]
-    log.line(f"gpu-check: done in {summary['seconds']} s; steps not ok: {', '.join(failed) or 'none'}; files in {out}: "
-             f"{', '.join(sorted(p.name for p in out.iterdir()))}")
-    shutil.rmtree(scratch, ignore_errors=True)
-    return 0
 
 
 # -- the child: one model's variant groups -----------------------------------------------------------------
@@ -332,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", help="where the files that come back go (default: $OUT)")
     parser.add_argument("--dry-run", action="store_true", help="rehearse every step on the CPU at a tiny size")
+    parser.add_argument("--steps", default="all", help=f"comma-separated, of {', '.join(STEPS)} (env always runs); "
+                        "on the GPU: quick,paper in one device call and variants in another")
     parser.add_argument("--child-model", help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cuda", help=argparse.SUPPRESS)
     parser.add_argument("--image-size", type=int, default=256, help=argparse.SUPPRESS)
