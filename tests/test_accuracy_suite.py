@@ -1,4 +1,6 @@
 """The accuracy suite end to end on a small synthetic set: records, mean rows, gallery, determinism."""
+import json
+
 import numpy as np
 import pytest
 
@@ -49,6 +51,14 @@ def test_learning_curve_stages(small_set, tmp_path):
     assert stages["train_minutes"].tolist() == [0.02, 0.05]
     assert stages["steps"].is_monotonic_increasing and stages["steps"].iloc[1] > stages["steps"].iloc[0]
     assert (stages["status"] == "ok").all()
+    # each stage's record carries the loss of every step it trained: its part of the run's loss curve
+    records = sorted((r for r in json.loads((tmp_path / "results.json").read_text())["records"]
+                      if r.get("category") == "fabric"), key=lambda r: r["train_minutes"])
+    first, second = records
+    assert len(first["train_losses"]) == first["steps"]
+    assert len(second["train_losses"]) == second["steps"] - first["steps"]
+    assert second["train_losses"][-1] == pytest.approx(second["final_loss"], rel=1e-4)
+    assert all(np.isfinite(first["train_losses"] + second["train_losses"]))
 
 
 def test_labelled_defects_k_fold(small_set, tmp_path):

@@ -170,7 +170,12 @@ def run_accuracy(spec: JobSpec, progress: Callable[[str], None] | None = None) -
     base = dict(spec.base_record(), host=host())
     cap = settings["epochs"] if settings["epochs"] is not None else NO_EPOCH_CAP
     last_stage = spec.stages[-1] if spec.stages and spec.stages[-1] is not None else None
-    report_step = (lambda step, loss: progress(f"step {step} loss {loss:.4g}")) if progress else None
+    stage_losses: list[float] = []  # the training loss of each step of the current stage, for `train_losses`
+
+    def report_step(step, loss):
+        stage_losses.append(loss)
+        if progress:
+            progress(f"step {step} loss {loss:.4g}")
     produced: set = set()
     started = time.perf_counter()
     trained_seconds, steps, epochs_done = 0.0, 0, 0
@@ -207,6 +212,7 @@ def run_accuracy(spec: JobSpec, progress: Callable[[str], None] | None = None) -
                 facts.update(checkpoint=str(ckpt.relative_to(run_dir)) if ckpt.is_relative_to(run_dir) else str(ckpt),
                              evaluated_from_checkpoint=True, **detector.info())
             else:
+                stage_losses.clear()
                 report = detector.fit(_train_loader(train_set, settings["train_batch_size"], spec.seed), budget,
                                       progress=report_step)  # past the run's epoch cap it trains 0 steps
                 trained_seconds += report.train_seconds
@@ -217,7 +223,9 @@ def run_accuracy(spec: JobSpec, progress: Callable[[str], None] | None = None) -
                 stopped_by = report.stopped_by
                 detector.save(ckpt)
                 ev = evaluate(detector, test_set, settings["train_batch_size"])
+                # the loss curve: this stage's steps, which follow the previous stages' (steps - len(...) of them)
                 facts = dict(train_seconds=trained_seconds, epochs=epochs_done, steps=steps, final_loss=final_loss,
+                             train_losses=[float(f"{v:.5g}") for v in stage_losses],
                              stopped_by=stopped_by, schedule=settings["schedule"],
                              checkpoint=str(ckpt.relative_to(run_dir)), **detector.info())
             record.update(accuracy_metrics(ev, settings["intervals"]))
