@@ -223,7 +223,7 @@ def run_accuracy(spec: JobSpec, progress: Callable[[str], None] | None = None) -
                 stopped_by = report.stopped_by
                 detector.save(ckpt)
                 ev = evaluate(detector, test_set, settings["train_batch_size"])
-                # the loss curve: this stage's steps, which follow the previous stages' (steps - len(...) of them)
+                # this stage's part of the loss curve; its first step is step `steps - len(train_losses) + 1` of the run
                 facts = dict(train_seconds=trained_seconds, epochs=epochs_done, steps=steps, final_loss=final_loss,
                              train_losses=[float(f"{v:.5g}") for v in stage_losses],
                              stopped_by=stopped_by, schedule=settings["schedule"],
