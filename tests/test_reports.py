@@ -616,3 +616,20 @@ def test_learning_curve_rows_report_the_last_stage_per_seed_and_variant(tmp_path
     assert len(kept) == 4
     assert all(r["train_minutes"] == 10.0 for r in kept)
     assert sorted(r["image_auroc"] for r in run.category_rows("m", "d", "c")) == [0.9, 0.91]
+
+
+def test_gallery_colour_scale_ignores_one_extreme_logit():
+    """Logit maps: one pixel at 10,000 must not draw every other map black; the defects stay at the top."""
+    from reports.figures.gallery import map_colour_range
+
+    rng = np.random.default_rng(0)
+    maps = rng.normal(0.0, 1.0, size=(10, 32, 32)).astype(np.float32)
+    maps[1:4, 10:14, 10:14] = 5.0  # three small defects, 0.5% of the pixels
+    maps[0, 0, 0] = 1e4
+    low, high = map_colour_range(maps)
+    assert high < 10.0 and low > -5.0
+    assert (5.0 - low) / (high - low) > 0.9  # a defect pixel is near the top of the scale (min-max put it at 0.0007)
+    assert (np.percentile(maps, 50) - low) / (high - low) < 0.6
+    constant = np.full((2, 4, 4), 3.0, dtype=np.float32)
+    assert map_colour_range(constant) == (3.0, 4.0)
+    assert map_colour_range(np.full((1, 2, 2), np.nan, dtype=np.float32)) == (0.0, 1.0)

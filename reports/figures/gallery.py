@@ -11,6 +11,18 @@ from reports.figures.common import FigureResult, new_figure, wrap_label
 from reports.results import Run, is_present, number
 
 MAX_GALLERY_ROWS = 24
+MAP_PERCENTILES = (1.0, 99.5)
+
+
+def map_colour_range(maps: np.ndarray) -> tuple[float, float]:
+    """The colour scale of one model's maps over a category: the 1st to the 99.5th percentile of their values.
+    Segmenters' maps are logits, where one image can reach hundreds while the rest stay near zero; a min-max
+    scale would draw every other map black. Defects cover a few percent of the pixels, so they stay at the top."""
+    values = maps[np.isfinite(maps)]
+    if values.size == 0:
+        return 0.0, 1.0
+    low, high = (float(v) for v in np.percentile(values, MAP_PERCENTILES))
+    return low, high if high > low else low + 1.0
 
 
 def load_gallery(path: Path) -> dict[str, np.ndarray]:
@@ -71,7 +83,8 @@ def gallery_figure(run: Run, images_per_category: int = 3) -> FigureResult:
     n_cols = 2 + len(models)
     cell = 1.45
     fig = new_figure(1.0 + cell * n_cols, 0.95 + (cell + 0.28) * n_rows, title, run.subtitle()
-                     + "\nmaps: each model scaled to its own range over the category's test images; cyan: ground-truth outline")
+                     + "\nmaps: each model scaled to the 1st-99.5th percentile of its values over the category's test images;"
+                     " cyan: ground-truth outline")
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     row = 0
     for dataset, category, reference, entries, picked in blocks:
@@ -108,8 +121,8 @@ def gallery_figure(run: Run, images_per_category: int = 3) -> FigureResult:
                 score_text = f"score {score:.3g}" if is_present(score) else "no score"
                 if "maps" in arrays and position < len(arrays["maps"]):
                     maps = arrays["maps"].astype(np.float32)
-                    low, high = float(np.nanmin(maps)), float(np.nanmax(maps))
-                    ax.imshow(maps[position], cmap="inferno", vmin=low, vmax=high if high > low else low + 1, extent=extent)
+                    low, high = map_colour_range(maps)
+                    ax.imshow(maps[position], cmap="inferno", vmin=low, vmax=high, extent=extent)
                     if mask.any():
                         ax.contour(np.arange(width) + 0.5, np.arange(height) + 0.5, mask, levels=[0.5], colors="cyan", linewidths=0.8)
                 else:
