@@ -633,3 +633,20 @@ def test_gallery_colour_scale_ignores_one_extreme_logit():
     constant = np.full((2, 4, 4), 3.0, dtype=np.float32)
     assert map_colour_range(constant) == (3.0, 4.0)
     assert map_colour_range(np.full((1, 2, 2), np.nan, dtype=np.float32)) == (0.0, 1.0)
+
+
+def test_a_narrow_figure_wraps_its_title_and_subtitle_inside_its_width():
+    from reports.figures.common import new_figure
+
+    title = "Heat-map gallery: test image, ground truth and each model's anomaly map with its score"
+    subtitle = "cpu, AMD EPYC, 1 thread | 128x128 px\nmaps: each model scaled to the 1st-99.5th percentile of its values"
+    fig = new_figure(3.5, 4.0, title, subtitle)
+    renderer = fig.canvas.get_renderer()
+    width_px = fig.get_figwidth() * fig.dpi
+    texts = [t for t in fig.texts if t.get_text()]
+    assert len(texts) == 2 and texts[0].get_text().count("\n") >= 1  # the title took more than one line
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.x1 <= width_px, text.get_text()
+    title_box, subtitle_box = (t.get_window_extent(renderer) for t in texts)
+    assert subtitle_box.y1 <= title_box.y0 + 1  # the subtitle starts below the wrapped title, not over it

@@ -125,11 +125,15 @@ def new_figure(width_in: float, height_in: float, title: str, subtitle: str) -> 
     """A figure with a bold title and a grey subtitle on top; constrained layout keeps the rest clear of them."""
     fig = Figure(figsize=(width_in, height_in))
     FigureCanvasAgg(fig)
-    subtitle_lines = subtitle.count("\n") + 1
-    header_in = 0.44 + 0.18 * subtitle_lines
+    # Wrapped to the figure's width (a narrow figure, e.g. a gallery of one model, cut them off at the edge):
+    # about 9.5 characters an inch at the title's 12 pt bold, 14.5 at the subtitle's 9 pt.
+    title_lines = textwrap.wrap(title, max(20, int(width_in * 9.5))) or [""]
+    subtitle_lines = [part for line in subtitle.split("\n") for part in (textwrap.wrap(line, max(30, int(width_in * 14.5))) or [""])]
+    header_in = 0.24 + 0.2 * len(title_lines) + 0.18 * len(subtitle_lines)
     fig.set_layout_engine("constrained", rect=(0, 0, 1, 1 - header_in / height_in))
-    fig.text(0.012, 1 - 0.12 / height_in, title, ha="left", va="top", fontsize=12, fontweight="bold")
-    fig.text(0.012, 1 - 0.38 / height_in, subtitle, ha="left", va="top", fontsize=9, color="#555555", linespacing=1.4)
+    fig.text(0.012, 1 - 0.12 / height_in, "\n".join(title_lines), ha="left", va="top", fontsize=12, fontweight="bold")
+    fig.text(0.012, 1 - (0.18 + 0.2 * len(title_lines)) / height_in, "\n".join(subtitle_lines), ha="left", va="top",
+             fontsize=9, color="#555555", linespacing=1.4)
     return fig
 
 
