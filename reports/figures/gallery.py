@@ -89,6 +89,8 @@ def gallery_figure(run: Run, images_per_category: int = 3) -> FigureResult:
     row = 0
     for dataset, category, reference, entries, picked in blocks:
         by_model = dict(entries)
+        # one colour range per model and category, not per row: the percentiles sort every map of the category
+        ranges = {model: map_colour_range(arrays["maps"].astype(np.float32)) for model, arrays in entries if "maps" in arrays}
         ref_paths = [str(p) for p in reference.get("paths", [])]
         for index in picked:
             image = reference["images"][index]
@@ -120,9 +122,8 @@ def gallery_figure(run: Run, images_per_category: int = 3) -> FigureResult:
                 score = number(arrays["scores"][position]) if "scores" in arrays and position < len(arrays["scores"]) else math.nan
                 score_text = f"score {score:.3g}" if is_present(score) else "no score"
                 if "maps" in arrays and position < len(arrays["maps"]):
-                    maps = arrays["maps"].astype(np.float32)
-                    low, high = map_colour_range(maps)
-                    ax.imshow(maps[position], cmap="inferno", vmin=low, vmax=high, extent=extent)
+                    low, high = ranges[model]
+                    ax.imshow(arrays["maps"][position].astype(np.float32), cmap="inferno", vmin=low, vmax=high, extent=extent)
                     if mask.any():
                         ax.contour(np.arange(width) + 0.5, np.arange(height) + 0.5, mask, levels=[0.5], colors="cyan", linewidths=0.8)
                 else:
