@@ -9,7 +9,8 @@ import typer
 def compare_cmd(
     base: Path = typer.Argument(..., help="BASE: a run folder, a results.json, a pytest-benchmark JSON file, or a "
                                 "folder of repeated runs of the same code (their spread is the drift allowed for)"),
-    new: Path = typer.Argument(..., help="NEW: the same kind of input as BASE"),
+    new: Path = typer.Argument(..., help="NEW: the same kind of input as BASE; as a folder of repeated runs, a "
+                               "latency regression must hold in every one of them (a confirmation run)"),
     latency_effect: float = typer.Option(0.10, help="a latency change counts only above this relative median change"),
     alpha: float = typer.Option(0.01, help="significance level of the rank test (latency) and DeLong's test (AUROC)"),
     accuracy_tol: float = typer.Option(0.02, help="an accuracy drop counts only above this absolute change"),

@@ -11,7 +11,7 @@ from bench.compare.accuracy import compare_accuracy, reproducibility_conditions
 from bench.compare.exact import compare_exact
 from bench.compare.findings import Finding
 from bench.compare.latency import compare_latency
-from bench.compare.load import Run, UnusableInput, describe_key, load_repeats, load_run
+from bench.compare.load import Run, UnusableInput, describe_key, load_repeats
 from bench.compare.status import compare_status, only_in_one
 
 LATENCY_GATES = ("same-machine", "always", "never")
@@ -27,11 +27,12 @@ class Comparison:
     """The judged comparison: one row per finding, the overall verdict and what the provenance says."""
 
     base: Run  # the first of BASE's repeated runs (all of them in `base_repeats`)
-    new: Run
+    new: Run  # the first of NEW's repeated runs (all of them in `new_repeats`)
     rows: pd.DataFrame
     settings: dict
     context: list[str] = field(default_factory=list)  # lines about the runs: machines, versions, gating
     base_repeats: list[Run] = field(default_factory=list)
+    new_repeats: list[Run] = field(default_factory=list)
 
     @property
     def regressions(self) -> pd.DataFrame:
@@ -49,24 +50,26 @@ class Comparison:
         return {str(k): int(v) for k, v in self.rows["verdict"].value_counts().items()}
 
 
-def _as_runs(value) -> list[Run]:
+def _as_runs(value, side: str) -> list[Run]:
     if isinstance(value, Run):
         return [value]
     if isinstance(value, (list, tuple)):
-        runs = [r for v in value for r in _as_runs(v)]
+        runs = [r for v in value for r in _as_runs(v, side)]
         if not runs:
-            raise UnusableInput("BASE: no runs given")
+            raise UnusableInput(f"{side}: no runs given")
         return runs
     return load_repeats(value)
 
 
-def compare_runs(base, new: str | Path | Run, *, latency_effect: float = 0.10, alpha: float = 0.01,
+def compare_runs(base, new, *, latency_effect: float = 0.10, alpha: float = 0.01,
                  accuracy_tol: float = 0.02, allow_size_change: bool = False,
                  latency_gate: str = "same-machine") -> Comparison:
     """Compare two runs (folders, results.json files, pytest-benchmark JSON files, or loaded `Run`s).
 
     BASE may also be several repeated runs of the same code (a folder of run folders, or a list): their spread
-    is the drift the latency test allows for; the first repeat stands for BASE in everything else.
+    is the drift the latency test allows for; the first repeat stands for BASE in everything else. NEW may be
+    repeated runs as well (`make regress` reruns the models whose latency failed once, to confirm): a latency
+    regression must then hold in every NEW run that timed the row; the first NEW run stands for NEW elsewhere.
 
     Raises `UnusableInput` (a ValueError) for inputs that cannot be compared; everything else is a finding.
     `latency_gate`: whether a latency regression fails the comparison: `same-machine` (the default: only when
@@ -77,18 +80,21 @@ def compare_runs(base, new: str | Path | Run, *, latency_effect: float = 0.10, a
         raise UnusableInput("--latency-effect and --accuracy-tol must be >= 0")
     if latency_gate not in LATENCY_GATES:
         raise UnusableInput(f"--latency-gate must be one of {', '.join(LATENCY_GATES)}, got {latency_gate!r}")
-    repeats = _as_runs(base)
-    base_run, new_run = repeats[0], load_run(new) if not isinstance(new, Run) else new
-    if base_run.kind != new_run.kind:
-        raise UnusableInput(f"{new_run.source}: a {new_run.kind} file compared with a {base_run.kind} run "
-                            f"({base_run.source}); compare like with like")
+    repeats, new_repeats = _as_runs(base, "BASE"), _as_runs(new, "NEW")
+    base_run, new_run = repeats[0], new_repeats[0]
+    for run in new_repeats:
+        if run.kind != base_run.kind:
+            raise UnusableInput(f"{run.source}: a {run.kind} file compared with a {base_run.kind} run "
+                                f"({base_run.source}); compare like with like")
     a_records, b_records = base_run.by_key(), new_run.by_key()
     repeat_records = [(r.by_key(), r.provenance) for r in repeats]
+    new_repeat_records = [(r.by_key(), r.provenance) for r in new_repeats]
     pa, pb = base_run.provenance, new_run.provenance
     versions = prov.version_difference(pa, pb)
     software = prov.software_difference(pa, pb)
     base_shares = [share for share in (prov.cpu_share(r.records) for r in repeats) if share is not None]
-    new_share = prov.cpu_share(new_run.records)
+    new_shares = [share for share in (prov.cpu_share(r.records) for r in new_repeats) if share is not None]
+    new_share = min(new_shares) if new_shares else None  # the busiest NEW run
     busier = (f"NEW was timed on a busier machine than every BASE run (the process had its cores {new_share:.0%} of "
               f"the timed wall time, BASE {min(base_shares):.0%}-{max(base_shares):.0%}): outside the drift BASE "
               f"measured") if base_shares and new_share is not None and new_share < BUSIER_THAN_BASE * min(base_shares) \
@@ -114,7 +120,9 @@ def compare_runs(base, new: str | Path | Run, *, latency_effect: float = 0.10, a
         gate = latency_gate == "always" or (latency_gate == "same-machine" and not machine)
         bases = [(records[key], provenance) for records, provenance in repeat_records
                  if key in records and records[key].get("status", "ok") == "ok"]
-        found.extend(compare_latency(job, bases, rb, pb, same_machine=not machine, gate=gate, alpha=alpha,
+        news = [(records[key], provenance) for records, provenance in new_repeat_records
+                if key in records and records[key].get("status", "ok") == "ok"]
+        found.extend(compare_latency(job, bases, news, same_machine=not machine, gate=gate, alpha=alpha,
                                      effect=latency_effect,
                                      busier_than_base=busier if latency_gate == "same-machine" else ""))
     rows = pd.DataFrame([f.as_dict() for f in found], columns=COLUMNS)
@@ -123,7 +131,10 @@ def compare_runs(base, new: str | Path | Run, *, latency_effect: float = 0.10, a
     base_line = f"BASE: {base_run.source} ({prov.describe(pa)})"
     if len(repeats) > 1:
         base_line = f"BASE: {len(repeats)} repeated runs, first {base_run.source} ({prov.describe(pa)})"
-    context = [base_line, f"NEW:  {new_run.source} ({prov.describe(pb)})",
+    new_line = f"NEW:  {new_run.source} ({prov.describe(pb)})"
+    if len(new_repeats) > 1:
+        new_line = f"NEW:  {len(new_repeats)} repeated runs, first {new_run.source} ({prov.describe(pb)})"
+    context = [base_line, new_line,
                "machine and thread count: " + ("the same" if not machine_diffs else
                                                "DIFFERENT (" + "; ".join(machine_diffs) + ")")]
     if versions:
@@ -143,7 +154,7 @@ def compare_runs(base, new: str | Path | Run, *, latency_effect: float = 0.10, a
         context.append(f"latency gating: {latency_gate}")
     settings = {"latency_effect": latency_effect, "alpha": alpha, "accuracy_tol": accuracy_tol,
                 "allow_size_change": allow_size_change, "latency_gate": latency_gate}
-    return Comparison(base_run, new_run, rows, settings, context, repeats)
+    return Comparison(base_run, new_run, rows, settings, context, repeats, new_repeats)
 
 
 __all__ = ["Comparison", "compare_runs", "UnusableInput", "LATENCY_GATES"]

@@ -168,7 +168,7 @@ def load_run(path: str | Path) -> Run:
             return load_run(results)
         jobs = sorted((path / "records").glob("*.json")) if (path / "records").is_dir() else []
         if not jobs:
-            repeats = "; it holds repeated runs: give it as BASE" if _run_folders(path) else ""
+            repeats = "; it holds repeated runs: give them to bench compare as one folder" if _run_folders(path) else ""
             raise UnusableInput(f"{path}: not a run folder (no results.json, no records/*.json){repeats}")
         provenance, records = {}, []
         for job in jobs:  # a run stopped before results.json was written: its job files hold every record
@@ -194,8 +194,9 @@ def _run_folders(path: Path) -> list[Path]:
 
 
 def load_repeats(path: str | Path) -> list[Run]:
-    """BASE as one run, or as a folder of repeated runs of the same code (its run folders, in name order):
-    their spread tells `bench compare` how much this machine drifts between runs (docs/compare.md)."""
+    """One side as one run, or as a folder of repeated runs of the same code (its run folders, in name order):
+    BASE's spread tells `bench compare` how much this machine drifts between runs; NEW's repeats confirm a
+    latency change (docs/compare.md)."""
     path = Path(path)
     if path.is_dir() and not (path / "results.json").is_file() and not (path / "records").is_dir():
         folders = _run_folders(path)

@@ -150,6 +150,7 @@ def to_json(comparison: Comparison) -> str:
     payload = {"verdict": comparison.verdict, "exit_code": comparison.exit_code,
                "base": str(comparison.base.source), "new": str(comparison.new.source),
                "base_repeats": [str(r.source) for r in comparison.base_repeats],
+               "new_repeats": [str(r.source) for r in comparison.new_repeats],
                "settings": comparison.settings, "context": comparison.context, "counts": comparison.counts(),
                "rows": rows}
     return json.dumps(payload, indent=1)
