@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 
+from bench.cli_ab import ab_cmd
 from bench.cli_compare import compare_cmd
 from bench.cli_data import data_app
 
@@ -21,6 +22,7 @@ list_app = typer.Typer(no_args_is_help=True, help="List what the suite knows.")
 app.add_typer(list_app, name="list")
 app.add_typer(data_app, name="data")
 app.command("compare")(compare_cmd)
+app.command("ab", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(ab_cmd)
 
 
 def _split(value: Optional[str]) -> Optional[list[str]]:
@@ -99,6 +101,28 @@ def list_variants_cmd() -> None:
         typer.echo(f"{spec.name:26} {spec.runtime:12} {spec.precision:5} {'CUDA only' if spec.cuda_only else ''}".rstrip())
 
 
+def run_config(*, suite, models, image_size, batch_size, batch_sizes, variants, device, threads, out, seed, seeds,
+               resume, retry_failed, dry_run, executor, job_timeout, job_memory_mb, ray_address, plugin, dataset,
+               data_root, categories, epochs, train_minutes, schedule, labelled_defects, folds, weights, vgg_weights,
+               model_arg, eval_only, checkpoints, argv=None):
+    """`bench run`'s options, as typed on the command line, -> a RunConfig (raises ValueError on bad values).
+    Also what `bench ab`'s side processes use to read the same options with their own code."""
+    from bench import api
+
+    return api.make_config(
+        suite, _split(models), image_size=image_size, batch_size=batch_size, device=device, threads=threads,
+        out=out, seed=seed, seeds=_numbers("--seeds", seeds, int), resume=resume, retry_failed=retry_failed,
+        dry_run=dry_run,
+        executor=executor, job_timeout=job_timeout, job_memory_mb=job_memory_mb, ray_address=ray_address,
+        plugins=[str(p) for p in plugin or []], variants=_split(variants),
+        batch_sizes=_numbers("--batch-sizes", batch_sizes, int), dataset=dataset, data_root=data_root,
+        categories=_split(categories), epochs=epochs, train_minutes=_numbers("--train-minutes", train_minutes, float),
+        schedule=schedule, labelled_defects=labelled_defects, folds=folds,
+        weights=str(weights) if weights else None, vgg_weights=str(vgg_weights) if vgg_weights else None,
+        model_args=_parse_model_args(model_arg or []), eval_only=eval_only, checkpoints=checkpoints,
+        argv=argv if argv is not None else sys.argv)
+
+
 @app.command("run")
 def run_cmd(
     suite: str = typer.Option("profile", help="profile | quick | accuracy | all | paper | deploy"),
@@ -139,17 +163,7 @@ def run_cmd(
     from bench.validate import UsageError
 
     try:
-        cfg = api.make_config(
-            suite, _split(models), image_size=image_size, batch_size=batch_size, device=device, threads=threads,
-            out=out, seed=seed, seeds=_numbers("--seeds", seeds, int), resume=resume, retry_failed=retry_failed,
-            dry_run=dry_run,
-            executor=executor, job_timeout=job_timeout, job_memory_mb=job_memory_mb, ray_address=ray_address,
-            plugins=[str(p) for p in plugin or []], variants=_split(variants),
-            batch_sizes=_numbers("--batch-sizes", batch_sizes, int), dataset=dataset, data_root=data_root,
-            categories=_split(categories), epochs=epochs, train_minutes=_numbers("--train-minutes", train_minutes, float),
-            schedule=schedule, labelled_defects=labelled_defects, folds=folds,
-            weights=str(weights) if weights else None, vgg_weights=str(vgg_weights) if vgg_weights else None,
-            model_args=_parse_model_args(model_arg or []), eval_only=eval_only, checkpoints=checkpoints, argv=sys.argv)
+        cfg = run_config(**{k: v for k, v in locals().items() if k not in ("api", "UsageError")})
         frame = api.Run(cfg).execute()
     except (UsageError, ValueError, KeyError, FileNotFoundError) as exc:
         fail(exc)
