@@ -1,6 +1,7 @@
 """Where and how a run was made: enough to reproduce it and to refuse comparing unlike runs."""
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 import socket
@@ -10,6 +11,26 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+
+
+# The distributions whose version can move a measured field (accuracy, latency, MACs, sizes, ONNX parity): the
+# runtimes, the exporters, the model zoo's sources, the counters and the metrics' numerics. onnxruntime-gpu is the
+# same runtime under another name. `bench compare` reads provenance["packages"].
+MEASURED_PACKAGES = ("torch", "torchvision", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxscript",
+                     "segmentation-models-pytorch", "fvcore", "numpy", "scipy", "scikit-learn")
+
+
+def package_versions(names: tuple[str, ...] = MEASURED_PACKAGES) -> dict[str, str]:
+    """{name: installed version} of each distribution in `names` that is installed (importlib.metadata; a missing one
+    is left out). The version is the distribution's own: torch's wheel from PyPI says 2.14.1 where torch.__version__
+    says 2.14.1+cu130 (the top-level `torch` key of the provenance keeps that one)."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
 
 
 def cpu_model() -> str:
@@ -56,6 +77,7 @@ def collect(device: torch.device, threads: int, seed: int, argv: list[str] | Non
         "torch": torch.__version__,
         "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
+        "packages": package_versions(),
         "platform": platform.platform(),
         "cpu": cpu_model(),
         "cpu_flags": cpu_flags(),
