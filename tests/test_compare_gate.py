@@ -43,7 +43,7 @@ def test_a_copy_with_one_model_narrower_fails_the_gate(tmp_path):
     subprocess.run([sys.executable, "-m", "bench.cli", "run", "--suite", "quick", "--models", MODEL, "--threads",
                     "1", "--out", str(run)], cwd=repo, check=True, capture_output=True)
     compared = subprocess.run([sys.executable, "-m", "bench.cli", "compare", str(BASELINE), str(run), "--format",
-                               "json"], cwd=repo, capture_output=True, text=True)
+                               "json", "--allow-missing"], cwd=repo, capture_output=True, text=True)
     assert compared.returncode == 1, compared.stdout + compared.stderr
     rows = json.loads(compared.stdout)["rows"]
     failing = [r for r in rows if r["fails"]]
@@ -51,5 +51,9 @@ def test_a_copy_with_one_model_narrower_fails_the_gate(tmp_path):
     assert all(MODEL in r["job"] for r in failing), failing
     params = next(r for r in failing if r["field"] == "params" and "torch-fp32" in r["job"])
     assert params["new"] < params["base"]
-    # the other models were not measured in this run: listed, not failed
+    # the other models were not measured in this run: listed, not failed, since --allow-missing names it
     assert any(r["verdict"] == "only in BASE" and not r["fails"] for r in rows)
+    without = subprocess.run([sys.executable, "-m", "bench.cli", "compare", str(BASELINE), str(run), "--format", "json"],
+                             cwd=repo, capture_output=True, text=True)
+    assert without.returncode == 1
+    assert any(r["verdict"] == "only in BASE" and r["fails"] for r in json.loads(without.stdout)["rows"])

@@ -22,8 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.ab.side import PROTOCOL
-from bench.ab.sources import Source, SourceError, check_runnable, checkout, code_difference, repo_root, resolve
+from bench.ab.sources import PROTOCOL, Source, SourceError, check_runnable, checkout, code_difference, repo_root, resolve
 
 # `bench run` options whose value is a path: made absolute, since each side runs in its own checkout
 PATH_OPTIONS = ("--data-root", "--plugin", "--weights", "--vgg-weights", "--checkpoints")

@@ -26,7 +26,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-PROTOCOL = 1
+from bench.ab.sources import PROTOCOL
 
 
 def _channel():

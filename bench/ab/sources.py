@@ -1,9 +1,12 @@
 """The two checkouts of an A/B run: a git commit checked out as a worktree, or the working tree as it is."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+PROTOCOL = 1  # the driver's and the sides' message format (bench/ab/side.py); a BASE with another is refused
 
 # What a measurement depends on. Two sides whose trees agree on these paths run the same code, so an accuracy
 # trained on an epoch budget must come out bit-identical on one machine (bench/compare/accuracy.py).
@@ -51,6 +54,15 @@ class Source:
 
 def checkout(repo: Path, commit: str, where: Path, label: str) -> Source:
     """`commit` as a detached worktree under `where` (reused when it is already there at that commit)."""
+    import fcntl
+
+    where.mkdir(parents=True, exist_ok=True)
+    with open(where / ".lock", "w") as lock:  # two `bench ab` at once (make regress runs two) share a checkout
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _checkout(repo, commit, where, label)
+
+
+def _checkout(repo: Path, commit: str, where: Path, label: str) -> Source:
     path = (where / commit[:12]).resolve()
     if path.is_dir():
         try:
@@ -60,7 +72,8 @@ def checkout(repo: Path, commit: str, where: Path, label: str) -> Source:
             pass
         if (path / ".git").exists():
             git(repo, "worktree", "remove", "--force", str(path))
-    where.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            shutil.rmtree(path)
     git(repo, "worktree", "prune")
     git(repo, "worktree", "add", "--detach", "--force", str(path), commit)
     return Source(label, path, commit)

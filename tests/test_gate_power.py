@@ -1,0 +1,111 @@
+"""The regression gate has power: three realistic bugs, each injected into a copy of this repository, make
+`bench ab` (the A/B half of `make regress`) exit 1 and name the model and the field that moved.
+
+Each case copies the working tree into a fresh git repository (commit `base`), commits one bug on a branch,
+and runs `bench ab base --new bug` there with a small version of the gate's run. Real sides, real training,
+real timing: nothing of the gate is mocked. The slowdown is extra CPU work, 30% of the forward pass's own
+CPU time, so it is a 30% slowdown whatever else the machine is doing (the gate judges CPU time)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The gate's accuracy run, smaller: U-Net (well above chance within seconds) and the floor
+ACCURACY = ["--suite", "accuracy", "--models", "unet", "--categories", "fabric", "--epochs", "4",
+            "--image-size", "64", "--threads", "1", "--seed", "0"]
+QUICK = ["--suite", "quick", "--models", "unet", "--threads", "1", "--seed", "0", "--variants", "torch-fp32"]
+
+SEGMENTER = "models/segmenter_adapter.py"
+UNET = "models/zoo/smp_unets.py"
+BUGS = {
+    # the map negated at inference: the most anomalous pixels now score lowest
+    "map_negated": (SEGMENTER, "        maps = self.net(self.normalise(images))[:, 0]",
+                    "        maps = -self.net(self.normalise(images))[:, 0]"),
+    # the loss's target inverted: the net learns to flag the normal pixels
+    "target_inverted": (SEGMENTER, "        targets = torch.maximum(masks.to(masks_synth.dtype), masks_synth)",
+                        "        targets = 1.0 - torch.maximum(masks.to(masks_synth.dtype), masks_synth)"),
+    # 30% more CPU time in U-Net's eager forward (not while exporting or tracing: graphs and MACs unchanged)
+    "unet_slower": (UNET, "    return smp.Unet(encoder_name, encoder_weights=None, in_channels=in_channels, classes=classes)",
+                    "    net = smp.Unet(encoder_name, encoder_weights=None, in_channels=in_channels, classes=classes)\n"
+                    "    import time, torch\n"
+                    "    forward = net.forward\n\n"
+                    "    def slower(x):\n"
+                    "        if torch.compiler.is_exporting() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():\n"
+                    "            return forward(x)\n"
+                    "        began = time.process_time()\n"
+                    "        y = forward(x)\n"
+                    "        until = time.process_time() + 0.3 * (time.process_time() - began)\n"
+                    "        while time.process_time() < until:\n"
+                    "            pass\n"
+                    "        return y\n\n"
+                    "    net.forward = slower\n"
+                    "    return net"),
+}
+# what the gate must name for each bug: (job contains, check, field)
+EXPECTED = {
+    "map_negated": ("unet", "accuracy", "image_auroc"),
+    "target_inverted": ("unet", "accuracy", "image_auroc"),
+    "unet_slower": ("unet", "latency", "latency p50 ms"),
+}
+RUNS = {"map_negated": ACCURACY, "target_inverted": ACCURACY, "unet_slower": QUICK}
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True, text=True).stdout
+
+
+def copy_repository(dest: Path) -> Path:
+    """The working tree as it is (tracked and untracked, not ignored files) as a new repository, commit `base`."""
+    files = _git(ROOT, "ls-files", "-co", "--exclude-standard", "-z").split("\0")
+    for name in filter(None, files):
+        source = ROOT / name
+        if source.is_file():
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    _git(dest, "init", "-q", "-b", "main")
+    _git(dest, "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
+    _git(dest, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "base")
+    _git(dest, "tag", "base")
+    return dest
+
+
+def inject(repo: Path, bug: str) -> None:
+    path, old, new = BUGS[bug]
+    text = (repo / path).read_text()
+    assert text.count(old) == 1, f"{path}: the line the {bug} bug replaces has changed; update BUGS"
+    (repo / path).write_text(text.replace(old, new))
+    _git(repo, "checkout", "-q", "-b", bug)
+    _git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-am", bug)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+@pytest.mark.parametrize("bug", sorted(BUGS))
+def test_gate_fails_on_an_injected_bug_and_names_model_and_field(bug, tmp_path):
+    repo = copy_repository(tmp_path / "repo")
+    inject(repo, bug)
+    env = dict(os.environ, PYTHONPATH=str(repo), DEFECTBENCH_CACHE=str(tmp_path / "cache"))
+    out = tmp_path / "ab"
+    done = subprocess.run([sys.executable, "-m", "bench.cli", "ab", "base", "--new", bug, *RUNS[bug],
+                           "--out", str(out), "--format", "json"], cwd=repo, env=env, capture_output=True, text=True,
+                          timeout=1800)
+    assert done.returncode == 1, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    rows = json.loads(done.stdout)["rows"]
+    job, check, field = EXPECTED[bug]
+    named = [r for r in rows if r["fails"] and job in r["job"] and r["check"] == check and r["field"] == field]
+    assert named, f"no failing {check} row for {field} of {job}: {[r for r in rows if r['fails']]}"
+    if check == "accuracy":  # the bug moves AUROC by more than its interval: the two sides' intervals are disjoint
+        base = json.loads((out / "base" / "r1" / "results.json").read_text())["records"]
+        new = json.loads((out / "new" / "r1" / "results.json").read_text())["records"]
+        a = next(r for r in base if r["model"] == "unet" and r.get("variant", "torch-fp32") == "torch-fp32")
+        b = next(r for r in new if r["model"] == "unet" and r.get("variant", "torch-fp32") == "torch-fp32")
+        assert b["image_auroc_ci_high"] < a["image_auroc_ci_low"], (a["image_auroc"], b["image_auroc"])
