@@ -14,7 +14,15 @@ def compare_cmd(
     latency_effect: float = typer.Option(0.10, help="a latency change counts only above this relative median change"),
     alpha: float = typer.Option(0.01, help="significance level of the rank test (latency) and DeLong's test (AUROC)"),
     accuracy_tol: float = typer.Option(0.02, help="an accuracy drop counts only above this absolute change"),
-    allow_size_change: bool = typer.Option(False, help="list changed parameter counts, MACs and sizes without failing"),
+    allow_size_change: bool = typer.Option(False, help="list changed MACs and model/ONNX file sizes without failing "
+                                           "(not parameter counts: --allow-param-change)"),
+    allow_param_change: bool = typer.Option(False, help="list changed parameter counts (params, trainable_params) "
+                                            "without failing"),
+    allow_missing: bool = typer.Option(False, help="list records of BASE missing in NEW, and latency samples NEW "
+                                       "no longer has, without failing"),
+    allow_data_change: bool = typer.Option(False, help="list accuracy on another (or an unknown) data fingerprint, "
+                                           "not comparable, without failing"),
+    allow_skipped: bool = typer.Option(False, help="list variants ok in BASE and skipped in NEW without failing"),
     latency_gate: str = typer.Option("same-machine", help="when a latency regression fails: same-machine | always | never"),
     format: str = typer.Option("table", "--format", help="table | markdown | json"),
 ) -> None:
@@ -27,7 +35,9 @@ def compare_cmd(
         raise typer.Exit(2)
     try:
         result = compare_runs(base, new, latency_effect=latency_effect, alpha=alpha, accuracy_tol=accuracy_tol,
-                              allow_size_change=allow_size_change, latency_gate=latency_gate)
+                              allow_size_change=allow_size_change, latency_gate=latency_gate,
+                              allow_missing=allow_missing, allow_data_change=allow_data_change,
+                              allow_skipped=allow_skipped, allow_param_change=allow_param_change)
     except UnusableInput as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)

@@ -9,8 +9,10 @@ import pytest
 
 from bench.compare import compare_runs
 from bench.compare.render import to_json
-from bench.compare.findings import (CHANGED, FAILED, IMPROVEMENT, NON_DETERMINISTIC, NOT_COMPARABLE, NOT_JUDGED,
-                                    ONLY_IN_BASE, ONLY_IN_NEW, REGRESSION, REPRODUCED, WITHIN_NOISE)
+from bench.compare.findings import (CHANGED, DATA_CHANGE, FAILED, IMPROVEMENT, MISSING, NO_SAMPLES, NON_DETERMINISTIC,
+                                    NOT_COMPARABLE, NOT_JUDGED, ONLY_IN_BASE, ONLY_IN_NEW, REGRESSION, REPRODUCED,
+                                    SKIPPED, WITHIN_NOISE)
+from bench.compare.render import to_markdown
 from bench.probes import REFERENCE_WORKLOAD
 
 PROVENANCE = {"hostname": "vm", "cpu": "AMD EPYC", "cpu_count": 2, "gpu": "", "device": "cpu", "threads": 1,
@@ -101,14 +103,111 @@ def test_parity_turned_to_fail_fails_even_when_sizes_may_change(tmp_path):
     assert only(fixed, "exact", "parity")["verdict"] == IMPROVEMENT and fixed.exit_code == 0
 
 
+def test_a_parameter_count_change_fails_even_when_sizes_may_change(tmp_path):
+    changed = profile(params=24_436_370, trainable_params=24_436_370, gmacs=0.25, model_mb=98.0)
+    result = compare(tmp_path, [profile()], [changed], allow_size_change=True)
+    rows = {f: only(result, "exact", f) for f in ("params", "trainable_params", "gmacs", "model_mb")}
+    assert rows["params"]["fails"] and rows["trainable_params"]["fails"]
+    assert "--allow-param-change accepts it" in rows["params"]["note"]
+    assert not rows["gmacs"]["fails"] and not rows["model_mb"]["fails"]
+    assert "accepted by --allow-size-change" in rows["gmacs"]["note"]
+    assert result.exit_code == 1
+    params_only = compare(tmp_path / "params", [profile()], [changed], allow_param_change=True)
+    assert not only(params_only, "exact", "params")["fails"] and only(params_only, "exact", "gmacs")["fails"]
+    both = compare(tmp_path / "both", [profile()], [changed], allow_param_change=True, allow_size_change=True)
+    assert both.exit_code == 0
+
+
+def test_an_onnx_size_change_is_accepted_by_allow_size_change(tmp_path):
+    base, new = [profile(variant="ort-fp32", onnx_mb=97.9)], [profile(variant="ort-fp32", onnx_mb=96.1)]
+    result = compare(tmp_path, base, new)
+    row = only(result, "exact", "onnx_mb")
+    assert row["fails"] and "--allow-size-change accepts it" in row["note"] and result.exit_code == 1
+    assert compare(tmp_path / "allowed", base, new, allow_size_change=True).exit_code == 0
+
+
+def test_a_size_change_names_the_dependency_versions_that_differ(tmp_path):
+    base, new = [profile(variant="ort-fp32", onnx_mb=97.9)], [profile(variant="ort-fp32", onnx_mb=96.1)]
+    packages = {"onnx": "1.23.0", "onnxscript": "0.5.1", "numpy": "2.3.1", "torch": "2.14.1"}
+    result = compare(tmp_path, base, new, base_prov={"packages": packages},
+                     new_prov={"packages": dict(packages, onnxscript="0.5.3")})
+    note = only(result, "exact", "onnx_mb")["note"]
+    assert "versions differ: onnxscript 0.5.1 -> 0.5.3" in note and "numpy" not in note
+    assert any(line == "versions differ: onnxscript 0.5.1 -> 0.5.3" for line in result.context)
+    assert only(result, "exact", "params")["note"] == ""  # unchanged fields say nothing
+    # a BASE written before `packages` was recorded has only torch/onnx/onnxruntime at the top level
+    legacy = compare(tmp_path / "legacy", base, new, new_prov={"packages": packages, "onnx": "1.24.0"})
+    note = only(legacy, "exact", "onnx_mb")["note"]
+    assert "onnx 1.23.0 -> 1.24.0" in note and "not recorded in BASE: numpy 2.3.1, onnxscript 0.5.1" in note
+
+
+def test_same_versions_say_nothing(tmp_path):
+    from bench.compare.provenance import version_difference
+
+    assert version_difference(PROVENANCE, dict(PROVENANCE, packages={"torch": "2.14.1"})) == ""
+    assert version_difference({"torch": "2.14.1", "packages": {"fvcore": "0.1.5"}}, {"torch": "2.14.1"}) == \
+        "not recorded in NEW: fvcore 0.1.5"
+
+
 # -- jobs present or failing --------------------------------------------------------------------------------
-def test_jobs_in_one_run_only_are_listed_not_failed(tmp_path):
+def test_a_job_missing_in_new_fails_unless_allowed_and_one_only_in_new_passes(tmp_path):
     result = compare(tmp_path, [profile("unet"), profile("segnet")], [profile("unet"), profile("fcn32")])
-    verdicts = dict(zip(result.rows[result.rows["check"] == "status"]["job"],
-                        result.rows[result.rows["check"] == "status"]["verdict"]))
-    assert verdicts == {"profile segnet torch-fp32 64px b2 cpu": ONLY_IN_BASE,
-                        "profile fcn32 torch-fp32 64px b2 cpu": ONLY_IN_NEW}
-    assert result.exit_code == 0
+    status = result.rows[result.rows["check"] == "status"]
+    verdicts = dict(zip(status["job"], zip(status["verdict"], status["fails"])))
+    assert verdicts == {"profile segnet torch-fp32 64px b2 cpu": (ONLY_IN_BASE, True),
+                        "profile fcn32 torch-fp32 64px b2 cpu": (ONLY_IN_NEW, False)}
+    missing = status[status["verdict"] == ONLY_IN_BASE].iloc[0]
+    assert missing["kind"] == MISSING and "missing in NEW" in missing["note"]
+    assert "--allow-missing accepts it" in missing["note"]
+    assert result.exit_code == 1
+    allowed = compare(tmp_path / "allowed", [profile("unet"), profile("segnet")], [profile("unet"), profile("fcn32")],
+                      allow_missing=True)
+    row = allowed.rows[allowed.rows["verdict"] == ONLY_IN_BASE].iloc[0]
+    assert not row["fails"] and "accepted by --allow-missing" in row["note"] and allowed.exit_code == 0
+
+
+def test_a_variant_missing_in_new_fails_too(tmp_path):
+    base = [profile(), profile(variant="ort-fp32", onnx_mb=97.9)]
+    result = compare(tmp_path, base, [profile()])
+    row = only(result, "status")
+    assert row["verdict"] == ONLY_IN_BASE and row["fails"] and "ort-fp32" in row["job"]
+    assert result.exit_code == 1
+
+
+def test_a_variant_skipped_in_new_fails_unless_allowed(tmp_path):
+    skipped = profile(variant="ort-int8-static", status="skipped", error="onnxruntime has no int8 kernels here")
+    base = [profile(variant="ort-int8-static", onnx_mb=25.0)]
+    result = compare(tmp_path, base, [skipped])
+    row = only(result, "status")
+    assert row["verdict"] == NOT_JUDGED and row["fails"] and row["kind"] == SKIPPED
+    assert "ok in BASE, skipped in NEW: onnxruntime has no int8 kernels" in row["note"]
+    assert "--allow-skipped accepts it" in row["note"] and result.exit_code == 1
+    allowed = compare(tmp_path / "allowed", base, [skipped], allow_skipped=True)
+    row = only(allowed, "status")
+    assert not row["fails"] and "accepted by --allow-skipped" in row["note"] and allowed.exit_code == 0
+    # the skipped record still carries the model's sizes: they are checked (onnx_mb, absent in NEW, is not)
+    assert set(allowed.rows[allowed.rows["check"] == "exact"]["verdict"]) == {"same"}
+    assert "onnx_mb" not in set(allowed.rows["field"])
+
+
+def test_a_skip_does_not_hide_a_changed_parameter_count(tmp_path):
+    skipped = profile(variant="ort-int8-static", status="skipped", error="no int8", params=1)
+    result = compare(tmp_path, [profile(variant="ort-int8-static")], [skipped], allow_skipped=True)
+    row = only(result, "exact", "params")
+    assert row["verdict"] == CHANGED and row["fails"] and result.exit_code == 1
+
+
+def test_a_failed_variant_fails_even_when_skips_are_allowed(tmp_path):
+    broken = profile(status="failed", error="prepare: RuntimeError: boom")
+    result = compare(tmp_path, [profile()], [broken], allow_skipped=True)
+    assert only(result, "status")["verdict"] == FAILED and result.exit_code == 1
+
+
+def test_skipped_in_both_runs_is_listed_not_failed(tmp_path):
+    skipped = profile(variant="ort-int8-static", status="skipped", error="no int8")
+    result = compare(tmp_path, [skipped], [skipped])
+    row = only(result, "status")
+    assert row["verdict"] == NOT_JUDGED and not row["fails"] and result.exit_code == 0
 
 
 def test_a_job_failed_in_new_fails_unless_it_failed_in_base_too(tmp_path):
@@ -165,8 +264,23 @@ def test_a_faster_model_is_an_improvement(tmp_path):
 def test_too_few_samples_are_not_judged_however_large_the_change(tmp_path):
     result = compare(tmp_path, [profile(**latency(0, 60.0, n=4))], [profile(**latency(1, 120.0, n=4))])
     row = only(result, "latency")
-    assert row["verdict"] == NOT_JUDGED and "cannot reach p < 0.01" in row["note"]
+    assert row["verdict"] == NOT_JUDGED and row["note"].startswith("not judged (n too small): 4 and 4 samples")
+    assert "cannot reach p < 0.01" in row["note"]
     assert result.exit_code == 0
+
+
+def test_latency_samples_missing_in_new_fail_unless_allowed(tmp_path):
+    result = compare(tmp_path, [profile(**latency(0, 60.0))], [profile()])
+    row = only(result, "latency")
+    assert row["verdict"] == NOT_COMPARABLE and row["fails"] and row["kind"] == NO_SAMPLES
+    assert "no latency samples in NEW" in row["note"] and "--allow-missing accepts it" in row["note"]
+    assert result.exit_code == 1
+    allowed = compare(tmp_path / "allowed", [profile(**latency(0, 60.0))], [profile()], allow_missing=True)
+    assert not only(allowed, "latency")["fails"] and allowed.exit_code == 0
+    new_only = compare(tmp_path / "new", [profile()], [profile(**latency(0, 60.0))])
+    row = only(new_only, "latency")
+    assert row["verdict"] == NOT_COMPARABLE and not row["fails"] and "no latency samples in BASE" in row["note"]
+    assert new_only.exit_code == 0
 
 
 def test_without_a_reference_the_raw_samples_are_judged(tmp_path):
@@ -287,8 +401,16 @@ def test_different_data_is_not_comparable_never_a_pass(tmp_path):
     result = compare(tmp_path, [accuracy(**good)], [accuracy(**worse, data_fingerprint="synthetic:other")])
     row = only(result, "accuracy", "image_auroc")
     assert row["verdict"] == NOT_COMPARABLE and "different data" in row["note"]
+    assert row["fails"] and row["kind"] == DATA_CHANGE and "--allow-data-change accepts it" in row["note"]
+    assert result.exit_code == 1
     missing = compare(tmp_path / "missing", [accuracy(**good, data_fingerprint=None)], [accuracy(**good)])
-    assert "no data fingerprint in BASE" in only(missing, "accuracy", "image_auroc")["note"]
+    row = only(missing, "accuracy", "image_auroc")
+    assert "no data fingerprint in BASE" in row["note"] and row["fails"] and missing.exit_code == 1
+    allowed = compare(tmp_path / "allowed", [accuracy(**good)], [accuracy(**worse, data_fingerprint="synthetic:other")],
+                      allow_data_change=True)
+    row = only(allowed, "accuracy", "image_auroc")
+    assert row["verdict"] == NOT_COMPARABLE and not row["fails"] and "accepted by --allow-data-change" in row["note"]
+    assert allowed.exit_code == 0
 
 
 def test_a_metric_undefined_on_one_side_says_why(tmp_path):
@@ -324,6 +446,25 @@ def test_the_reproducibility_rule_applies_only_when_everything_matches(tmp_path,
                      new_prov=change.get("new_prov"))
     assert not (result.rows["check"] == "determinism").any()
     assert result.exit_code == 0
+
+
+def test_identical_code_keeps_the_reproducibility_rule_across_commits(tmp_path):
+    good = scored(0, 2.0)
+    nudged = dict(good, scores=[s + 1e-6 for s in good["scores"]])
+    other_commit = {"git_sha": "fedcba9876543210"}
+    result = compare(tmp_path, [accuracy(**good)], [accuracy(**nudged)], new_prov=other_commit, identical_code=True)
+    row = only(result, "determinism")
+    assert row["verdict"] == NON_DETERMINISTIC and row["fails"] and result.exit_code == 1
+    same = compare(tmp_path / "same", [accuracy(**good)], [accuracy(**good)], new_prov=other_commit,
+                   identical_code=True)
+    assert only(same, "determinism")["verdict"] == REPRODUCED and same.exit_code == 0
+    assert any("identical code" in line for line in same.context)
+    # everything else the rule asks is still asked: another torch, or another numpy, and it does not apply
+    for change in ({"torch": "2.15.0"}, {"packages": {"numpy": "2.4.0"}}):
+        other = compare(tmp_path / str(len(change)) / next(iter(change)), [accuracy(**good)], [accuracy(**nudged)],
+                        base_prov={"packages": {"numpy": "2.3.1"}}, new_prov=dict(other_commit, **change),
+                        identical_code=True)
+        assert not (other.rows["check"] == "determinism").any() and other.exit_code == 0
 
 
 # -- BASE as repeated runs: their spread is the machine's drift -----------------------------------------------
@@ -458,3 +599,117 @@ def test_confirmation_by_simulation_cuts_false_alarms_and_keeps_most_real_slowdo
     assert false_alone >= 2  # the drift alone trips a single run now and then (about 1% of rows) ...
     assert false_confirmed <= false_alone / 4  # ... and rarely two runs in a row
     assert true_alone >= 0.8 * 500 and true_confirmed >= 0.7 * 500  # a real +30% slowdown shows in both
+
+
+# -- the summary: what used to pass silently comes first ------------------------------------------------------
+def test_silent_findings_are_listed_first_in_every_format(tmp_path):
+    base = [profile("unet", params=1), profile("segnet"), accuracy(image_f1_max=0.9, image_f1_max_ci_low=0.8,
+                                                                    image_f1_max_ci_high=0.95),
+            profile("fcn32", variant="ort-int8-static"), profile("u2net", **latency(0, 60.0))]
+    new = [profile("unet", params=2), accuracy(image_f1_max=0.9, data_fingerprint="synthetic:other"),
+           profile("fcn32", variant="ort-int8-static", status="skipped", error="no int8"), profile("u2net")]
+    result = compare(tmp_path, base, new)
+    assert result.exit_code == 1 and result.verdict == "regression"
+    assert result.silent_counts() == {MISSING: 1, DATA_CHANGE: 1, SKIPPED: 1, NO_SAMPLES: 1}
+    payload = json.loads(to_json(result))
+    kinds = [r["kind"] for r in payload["rows"][:5]]
+    assert kinds == [MISSING, DATA_CHANGE, SKIPPED, NO_SAMPLES, ""]
+    assert payload["rows"][4]["field"] == "params" and payload["rows"][4]["fails"]
+    assert payload["silent"] == {MISSING: 1, DATA_CHANGE: 1, SKIPPED: 1, NO_SAMPLES: 1} and payload["fails"] == 5
+    assert payload["counts"][ONLY_IN_BASE] == 1 and payload["verdict"] == "regression"
+    markdown = to_markdown(result)
+    first = markdown.index("not judged, so failing: 1 missing in NEW (--allow-missing accepts it), 1 on another")
+    assert first < markdown.index("| job | check |")
+    table_rows = [line for line in markdown.splitlines() if line.startswith("| ") and "| job |" not in line]
+    assert "segnet" in table_rows[0] and "synthetic/nut" in table_rows[1] and "params" in table_rows[4]
+    assert "allowed: nothing" in markdown
+    allowed = compare(tmp_path / "allowed", base, new, allow_missing=True, allow_data_change=True,
+                      allow_skipped=True, allow_param_change=True)
+    assert allowed.exit_code == 0 and allowed.silent_counts() == {}
+    assert "not judged, so failing" not in to_markdown(allowed)
+    assert "allowed: parameter counts, missing records, data changes, skipped variants" in to_markdown(allowed)
+
+
+def test_the_table_prints_the_silent_findings_first(tmp_path):
+    from io import StringIO
+
+    from rich.console import Console
+
+    from bench.compare.render import to_table
+
+    result = compare(tmp_path, [profile("unet", params=1), profile("segnet")], [profile("unet", params=2)])
+    out = StringIO()
+    to_table(result, console=Console(file=out, width=300))
+    lines = out.getvalue().splitlines()
+    silent = next(i for i, line in enumerate(lines) if line.startswith("not judged, so failing: 1 missing in NEW"))
+    segnet = next(i for i, line in enumerate(lines) if "segnet" in line)
+    params = next(i for i, line in enumerate(lines) if "params" in line and "unet" in line)
+    assert silent < segnet < params
+
+
+# -- the rank test's guard: never "not significant" where no p < alpha is possible ------------------------------
+def test_the_guard_and_the_rank_test_agree_for_every_sample_size():
+    """Perfectly separated samples, NEW twice as slow: judged a regression exactly when the test can reach
+    p < alpha for those counts (exact up to 8 a side, the normal approximation above), not judged otherwise."""
+    from bench import stats
+    from bench.compare.latency import decide
+
+    for alpha in (0.01, 0.05):
+        for n_a in range(1, 21):
+            for n_b in range(1, 21):
+                base, new = 1.0 + 0.001 * np.arange(n_a), 2.0 + 0.001 * np.arange(n_b)
+                decision = decide([base], new, alpha=alpha, effect=0.10)
+                reachable = stats.mann_whitney_u(base, new).p_value < alpha
+                assert decision.verdict == (REGRESSION if reachable else NOT_JUDGED), (n_a, n_b, decision)
+                assert "not significant" not in decision.reason
+                if not reachable:
+                    assert decision.reason.startswith("not judged (n too small)"), decision.reason
+
+
+def test_pooled_repeats_beyond_eight_samples_use_the_normal_approximation_guard():
+    """20 BASE samples (repeats pooled) against 2 NEW ones: the exact formula (p >= 0.0087) would let it through,
+    the normal approximation the test then uses never goes below 0.026: not judged, not `not significant`."""
+    from bench.compare.latency import decide
+
+    repeats = [1.0 + 0.01 * np.arange(5) + 0.001 * i for i in range(4)]
+    decision = decide(repeats, np.array([3.0, 3.1]), alpha=0.01, effect=0.10)
+    assert decision.verdict == NOT_JUDGED and decision.p_value is None
+    assert decision.reason.startswith("not judged (n too small): 20 and 2 samples: the rank test (normal "
+                                      "approximation) cannot reach p < 0.01 (at best p = 0.0259)")
+
+
+def test_tied_small_samples_are_guarded_as_the_normal_approximation_they_get():
+    """5 against 5 reaches p < 0.01 exactly (0.0079), but with a tied value the test falls back to the normal
+    approximation, whose best is 0.012: not judged."""
+    from bench.compare.latency import decide
+
+    decision = decide([np.array([1.0, 1.0, 1.1, 1.2, 1.3])], np.array([2.0, 2.1, 2.2, 2.3, 2.4]), alpha=0.01,
+                      effect=0.10)
+    assert decision.verdict == NOT_JUDGED and "tied values" in decision.reason
+    untied = decide([np.array([1.0, 1.05, 1.1, 1.2, 1.3])], np.array([2.0, 2.1, 2.2, 2.3, 2.4]), alpha=0.01,
+                    effect=0.10)
+    assert untied.verdict == REGRESSION
+
+
+def test_three_against_three_is_never_judged_by_simulation():
+    from bench.compare.latency import decide
+
+    rng = np.random.default_rng(3)
+    for trial in range(200):
+        slowdown = (1.0, 1.3, 3.0)[trial % 3]
+        decision = decide([rng.lognormal(0, 0.05, 3)], slowdown * rng.lognormal(0, 0.05, 3), alpha=0.01, effect=0.10)
+        assert decision.verdict == NOT_JUDGED and decision.reason.startswith("not judged (n too small)")
+
+
+def test_eight_against_eight_finds_a_30_percent_slowdown_and_keeps_quiet_otherwise():
+    from bench.compare.latency import decide
+
+    rng = np.random.default_rng(8)
+    flagged = {1.0: 0, 1.3: 0}
+    for slowdown in flagged:
+        for _ in range(200):
+            decision = decide([rng.lognormal(0, 0.05, 8)], slowdown * rng.lognormal(0, 0.05, 8), alpha=0.01,
+                              effect=0.10)
+            assert decision.verdict != NOT_JUDGED
+            flagged[slowdown] += decision.verdict == REGRESSION
+    assert flagged[1.3] >= 0.95 * 200 and flagged[1.0] <= 0.02 * 200, flagged

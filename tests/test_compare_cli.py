@@ -125,10 +125,32 @@ def test_exit_1_and_all_three_formats_name_the_regression(tmp_path):
     assert [(r["field"], r["base"], r["new"]) for r in failing] == [("params", 1000, 1_234_567)]
 
 
-def test_allow_size_change_turns_the_exit_status_to_0(tmp_path):
-    a = write(tmp_path / "a.json", [record()])
-    b = write(tmp_path / "b.json", [record(params=2000)])
-    assert invoke(a, b, "--allow-size-change").exit_code == 0
+def test_allow_size_change_accepts_sizes_and_allow_param_change_parameter_counts(tmp_path):
+    a = write(tmp_path / "a.json", [record(gmacs=0.2)])
+    assert invoke(a, write(tmp_path / "b.json", [record(gmacs=0.3)]), "--allow-size-change").exit_code == 0
+    params = write(tmp_path / "c.json", [record(params=2000, gmacs=0.2)])
+    assert invoke(a, params, "--allow-size-change").exit_code == 1  # a size change never excuses the model's own
+    assert invoke(a, params, "--allow-param-change").exit_code == 0
+
+
+def test_each_silent_pass_fails_unless_its_option_accepts_it(tmp_path):
+    a = write(tmp_path / "a.json", [record(), record("segnet"), record("fcn32", variant="ort-fp32")])
+    skipped = record("fcn32", variant="ort-fp32", status="skipped", error="no onnxruntime here")
+    b = write(tmp_path / "b.json", [record(), skipped])
+    result = invoke(a, b, "--format", "json")
+    assert result.exit_code == 1
+    payload = json.loads(result.output)
+    assert payload["silent"] == {"missing": 1, "skipped": 1} and payload["fails"] == 2
+    assert [r["kind"] for r in payload["rows"][:2]] == ["missing", "skipped"]
+    assert invoke(a, b, "--allow-missing").exit_code == 1
+    assert invoke(a, b, "--allow-skipped").exit_code == 1
+    accepted = invoke(a, b, "--allow-missing", "--allow-skipped", "--format", "json")
+    assert accepted.exit_code == 0 and json.loads(accepted.output)["silent"] == {}
+    data = {"suite": "accuracy", "dataset": "synthetic", "category": "nut", "image_auroc": 0.9}
+    c = write(tmp_path / "c.json", [record(**data, data_fingerprint="synthetic:1")])
+    d = write(tmp_path / "d.json", [record(**data, data_fingerprint="synthetic:2")])
+    assert invoke(c, d).exit_code == 1
+    assert invoke(c, d, "--allow-data-change").exit_code == 0
 
 
 # -- pytest-benchmark files ----------------------------------------------------------------------------------
@@ -187,6 +209,7 @@ def test_a_piped_table_keeps_every_cell_on_one_line(tmp_path):
     a = write(tmp_path / "a.json", [record(LONG_NAME), record("unet")])
     b = write(tmp_path / "b.json", [record("unet")])
     result = invoke(a, b)
-    assert result.exit_code == 0
+    assert result.exit_code == 1  # a model missing in NEW fails unless --allow-missing
     line = next(line for line in result.output.splitlines() if LONG_NAME in line)
-    assert "only in BASE" in line and "not compared" in line
+    assert "only in BASE (fails)" in line and "missing in NEW (BASE: ok); --allow-missing accepts it" in line
+    assert invoke(a, b, "--allow-missing").exit_code == 0

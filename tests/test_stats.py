@@ -229,3 +229,51 @@ def test_combined_bootstrap_intervals_cover_the_mean_auroc_over_categories():
         low, high = combine_intervals_normal(estimates, lows, highs)
         covered += low <= true_aurocs.mean() <= high
     assert 0.92 <= covered / 400 <= 0.98
+
+
+# =====================================================================================================
+# latency: the smallest p-value the rank test can give (the rest of the section: tests/test_stats_latency.py)
+# =====================================================================================================
+
+def test_smallest_attainable_p_is_what_the_test_gives_on_perfectly_separated_samples():
+    """For every pair of sample sizes, the floor is the p-value mann_whitney_u returns when one sample lies
+    wholly below the other, with the method the test uses for those sizes (exact up to 8 a side)."""
+    from bench.stats import mann_whitney_u, smallest_attainable_p
+
+    for n in range(3, 31):
+        separated = mann_whitney_u(np.arange(n), 1000.0 + np.arange(n))
+        assert smallest_attainable_p(n, n) == pytest.approx(separated.p_value, rel=1e-12, abs=0)
+        assert separated.method == ("exact" if n <= 8 else "asymptotic")
+    for n_a in range(1, 21):
+        for n_b in range(1, 21):
+            p = mann_whitney_u(np.arange(n_a), 1000.0 + np.arange(n_b)).p_value
+            floor = smallest_attainable_p(n_a, n_b)
+            assert floor == pytest.approx(p, rel=1e-12, abs=0), (n_a, n_b)
+            for alpha in (0.001, 0.01, 0.05):
+                assert (floor < alpha) == (p < alpha), (n_a, n_b, alpha)
+
+
+def test_smallest_attainable_p_of_the_normal_approximation_by_hand():
+    """Complete separation: U = n_a n_b, z = (n_a n_b / 2 - 1/2) / sqrt(n_a n_b (n_a + n_b + 1) / 12), p = 2 (1 -
+    Phi(z)). 2 against 20 reaches 0.0087 exactly but only 0.026 approximated; 1 against n never below 2(1 -
+    Phi(sqrt(3))) = 0.083."""
+    from bench.stats import smallest_attainable_p
+
+    def by_hand(n_a, n_b):
+        z = (n_a * n_b / 2 - 0.5) / math.sqrt(n_a * n_b * (n_a + n_b + 1) / 12)
+        return min(1.0, 2 * norm.sf(z))
+
+    for n_a, n_b in ((2, 20), (9, 9), (1, 50), (12, 30), (3, 9)):
+        assert smallest_attainable_p(n_a, n_b) == pytest.approx(by_hand(n_a, n_b), rel=1e-12)
+    assert smallest_attainable_p(2, 20) == pytest.approx(0.0259, abs=1e-4)
+    assert smallest_attainable_p(2, 20, exact=True) == pytest.approx(2 / math.comb(22, 2))
+    assert smallest_attainable_p(5, 5, exact=False) > 0.01 > smallest_attainable_p(5, 5)  # ties: approximated
+    assert all(smallest_attainable_p(1, n) > 0.083 for n in (9, 100, 10_000))
+    assert smallest_attainable_p(0, 30) == 1.0
+
+
+def test_uses_exact_method_matches_the_test():
+    from bench.stats import mann_whitney_u, uses_exact_method
+
+    for a, b in (([1, 2, 3], [4, 5, 6]), ([1, 1, 3], [4, 5, 6]), (list(range(9)), [20, 21]), ([1, 2], [2, 3])):
+        assert (mann_whitney_u(a, b).method == "exact") == uses_exact_method(a, b)

@@ -6,14 +6,17 @@
   counting as significant when the two intervals do not overlap;
 - a drop is a regression when it is significant AND larger than the tolerance (--accuracy-tol);
 - identical settings (settings_hash), an epoch budget on both sides, and the same machine, versions and
-  commit must give identical numbers (training is bit-reproducible): any difference is non-determinism.
+  commit (or, in an A/B run of one source tree, `identical_code`) must give identical numbers (training is
+  bit-reproducible): any difference is non-determinism;
+- another or an unknown data fingerprint makes every metric `not comparable`, and that fails unless
+  --allow-data-change: a gate that cannot judge accuracy must not pass it.
 """
 from __future__ import annotations
 
 import math
 
-from bench.compare.findings import (IMPROVEMENT, NON_DETERMINISTIC, NOT_COMPARABLE, NOT_JUDGED, REGRESSION, REPRODUCED,
-                                    SAME, WITHIN_NOISE, Finding)
+from bench.compare.findings import (DATA_CHANGE, IMPROVEMENT, NON_DETERMINISTIC, NOT_COMPARABLE, NOT_JUDGED, REGRESSION,
+                                    REPRODUCED, SAME, WITHIN_NOISE, Finding, option_note)
 
 METRICS = ("image_auroc", "image_ap", "pixel_auroc", "aupro", "image_f1_max", "pixel_ap")
 
@@ -87,7 +90,8 @@ def _by_intervals(job: str, metric: str, a: float, b: float, base: dict, new: di
 
 def reproducibility_conditions(base: dict, new: dict, machine_diffs: list[str], software_diffs: list[str]) -> str | None:
     """None when the two records must be identical (same settings hash, epoch budget on both, same machine,
-    versions and commit); else why the rule does not apply."""
+    versions and commit: `software_diffs` leaves the commit out for an A/B run of identical code); else why the
+    rule does not apply."""
     ha, hb = base.get("settings_hash"), new.get("settings_hash")
     if not ha or not hb or ha != hb:
         return "settings differ" if ha and hb else "no settings hash"
@@ -106,13 +110,13 @@ def _determinism(job: str, base: dict, new: dict) -> Finding:
         differ.append("scores")
     if differ:
         return Finding(job, "determinism", ", ".join(differ), None, None, None, None, NON_DETERMINISTIC, True,
-                       "same settings, epoch budget, machine, versions and commit, yet different numbers")
+                       "same settings, epoch budget, machine, versions and code, yet different numbers")
     return Finding(job, "determinism", "all metrics", None, None, None, None, REPRODUCED, False,
-                   "same settings, epoch budget, machine, versions and commit: identical numbers")
+                   "same settings, epoch budget, machine, versions and code: identical numbers")
 
 
 def compare_accuracy(job: str, base: dict, new: dict, *, alpha: float, tol: float,
-                     not_reproducible_because: str | None) -> list[Finding]:
+                     not_reproducible_because: str | None, allow_data_change: bool = False) -> list[Finding]:
     present = [m for m in METRICS if _number(base.get(m)) is not None or _number(new.get(m)) is not None]
     if not present:
         return []
@@ -120,8 +124,9 @@ def compare_accuracy(job: str, base: dict, new: dict, *, alpha: float, tol: floa
     if not fa or not fb or fa != fb:
         reason = ("no data fingerprint in " + " and ".join(s for s, f in (("BASE", fa), ("NEW", fb)) if not f)
                   if not fa or not fb else f"evaluated on different data ({fa} vs {fb})")
+        reason += "; " + option_note("--allow-data-change", allow_data_change)
         return [Finding(job, "accuracy", m, _number(base.get(m)), _number(new.get(m)), None, None, NOT_COMPARABLE,
-                        False, reason) for m in present]
+                        not allow_data_change, reason, DATA_CHANGE) for m in present]
     found = []
     if not_reproducible_because is None:
         found.append(_determinism(job, base, new))

@@ -18,6 +18,19 @@ FAILED = "failed"  # the job failed in NEW
 ONLY_IN_BASE = "only in BASE"
 ONLY_IN_NEW = "only in NEW"
 
+# Kinds of finding that used to pass silently (issue 21). Each fails unless the option its note names accepts it,
+# and the summaries list the failing ones first.
+MISSING = "missing"  # a record of BASE that NEW does not have (--allow-missing)
+DATA_CHANGE = "data change"  # accuracy on another (or an unknown) data fingerprint (--allow-data-change)
+SKIPPED = "skipped"  # ok in BASE, skipped in NEW (--allow-skipped)
+NO_SAMPLES = "no samples"  # latency samples in BASE, none in NEW (--allow-missing)
+SILENT_KINDS = (MISSING, DATA_CHANGE, SKIPPED, NO_SAMPLES)
+
+
+def option_note(option: str, allowed: bool) -> str:
+    """The part of a note that names the option accepting a finding."""
+    return f"accepted by {option}" if allowed else f"{option} accepts it"
+
 
 @dataclass
 class Finding:
@@ -31,6 +44,7 @@ class Finding:
     verdict: str
     fails: bool  # counts toward exit status 1
     note: str = ""
+    kind: str = ""  # one of SILENT_KINDS, or ""
 
     def as_dict(self) -> dict:
         return asdict(self)

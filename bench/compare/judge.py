@@ -8,7 +8,7 @@ import pandas as pd
 from bench.compare import provenance as prov
 from bench.compare.accuracy import compare_accuracy, reproducibility_conditions
 from bench.compare.exact import compare_exact
-from bench.compare.findings import Finding
+from bench.compare.findings import SILENT_KINDS, Finding
 from bench.compare.latency import compare_latency
 from bench.compare.load import Run, UnusableInput, describe_key, load_repeats
 from bench.compare.status import compare_status, only_in_one
@@ -18,7 +18,7 @@ BUSY_SHARE = 0.8  # below this share of the wall time on its cores, a run was ti
 # NEW timed with less than this fraction of the least share any BASE run had is outside what BASE measured
 # (sub-millisecond calls slow down with a busier machine's cold caches; docs/compare.md): not gated
 BUSIER_THAN_BASE = 0.9
-COLUMNS = ["job", "check", "field", "base", "new", "change", "p_value", "verdict", "fails", "note"]
+COLUMNS = ["job", "check", "field", "base", "new", "change", "p_value", "verdict", "fails", "note", "kind"]
 
 
 @dataclass
@@ -48,6 +48,14 @@ class Comparison:
     def counts(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.rows["verdict"].value_counts().items()}
 
+    def silent_counts(self) -> dict[str, int]:
+        """The failing findings of the kinds that used to pass silently (missing, data change, skipped, no
+        samples), by kind, in that order; {} when there are none."""
+        if "kind" not in self.rows:
+            return {}
+        failing = self.regressions["kind"].value_counts()
+        return {kind: int(failing[kind]) for kind in SILENT_KINDS if kind in failing}
+
 
 def _as_runs(value, side: str) -> list[Run]:
     if isinstance(value, Run):
@@ -62,7 +70,9 @@ def _as_runs(value, side: str) -> list[Run]:
 
 def compare_runs(base, new, *, latency_effect: float = 0.10, alpha: float = 0.01,
                  accuracy_tol: float = 0.02, allow_size_change: bool = False,
-                 latency_gate: str = "same-machine") -> Comparison:
+                 latency_gate: str = "same-machine", allow_missing: bool = False, allow_data_change: bool = False,
+                 allow_skipped: bool = False, allow_param_change: bool = False,
+                 identical_code: bool = False) -> Comparison:
     """Compare two runs (folders, results.json files, pytest-benchmark JSON files, or loaded `Run`s).
 
     BASE may also be several repeated runs of the same code (a folder of run folders, or a list): their spread
@@ -72,7 +82,14 @@ def compare_runs(base, new, *, latency_effect: float = 0.10, alpha: float = 0.01
 
     Raises `UnusableInput` (a ValueError) for inputs that cannot be compared; everything else is a finding.
     `latency_gate`: whether a latency regression fails the comparison: `same-machine` (the default: only when
-    both records ran on the same machine with the same thread count), `always`, or `never`."""
+    both records ran on the same machine with the same thread count), `always`, or `never`.
+
+    Nothing that cannot be judged passes silently; each of these fails unless its option accepts it:
+    `allow_missing` (a record of BASE missing in NEW; latency samples in BASE and none in NEW),
+    `allow_data_change` (accuracy on another or an unknown data fingerprint), `allow_skipped` (ok in BASE,
+    skipped in NEW), `allow_param_change` (params, trainable_params), `allow_size_change` (gmacs, model_mb,
+    onnx_mb). `identical_code`: both sides ran the same source tree (an A/B run), so the reproducibility rule
+    applies although the commits differ (everything else it asks is still asked)."""
     if not 0 < alpha < 1:
         raise UnusableInput(f"--alpha must be between 0 and 1, got {alpha}")
     if latency_effect < 0 or accuracy_tol < 0:
@@ -90,7 +107,7 @@ def compare_runs(base, new, *, latency_effect: float = 0.10, alpha: float = 0.01
     new_repeat_records = [(r.by_key(), r.provenance) for r in new_repeats]
     pa, pb = base_run.provenance, new_run.provenance
     versions = prov.version_difference(pa, pb)
-    software = prov.software_difference(pa, pb)
+    software = prov.software_difference(pa, pb, identical_code=identical_code)
     base_shares = [share for share in (prov.cpu_share(r.records) for r in repeats) if share is not None]
     new_shares = [share for share in (prov.cpu_share(r.records) for r in new_repeats) if share is not None]
     new_share = min(new_shares) if new_shares else None  # the busiest NEW run
@@ -102,20 +119,25 @@ def compare_runs(base, new, *, latency_effect: float = 0.10, alpha: float = 0.01
     for key in list(a_records) + [k for k in b_records if k not in a_records]:
         job = describe_key(key)
         if key not in b_records:
-            found.append(only_in_one(job, a_records[key], "base"))
+            found.append(only_in_one(job, a_records[key], "base", allow_missing))
             continue
         if key not in a_records:
             found.append(only_in_one(job, b_records[key], "new"))
             continue
         ra, rb = a_records[key], b_records[key]
-        status = compare_status(job, ra, rb)
+        status = compare_status(job, ra, rb, allow_skipped)
         found.extend(status)
-        if status:  # a failed or skipped side: its partial numbers are not judged
+        if status:  # a failed or skipped side: its partial numbers are not judged ...
+            if "failed" not in (ra.get("status", "ok"), rb.get("status", "ok")):
+                # ... but a skipped variant's record keeps the model's sizes: a skip must not hide their change
+                found.extend(compare_exact(job, ra, rb, allow_size_change, versions,
+                                           allow_param_change=allow_param_change, recorded_by_both=True))
             continue
         machine = prov.machine_difference(pa, pb, ra, rb)
-        found.extend(compare_exact(job, ra, rb, allow_size_change, versions))
+        found.extend(compare_exact(job, ra, rb, allow_size_change, versions, allow_param_change=allow_param_change))
         found.extend(compare_accuracy(job, ra, rb, alpha=alpha, tol=accuracy_tol,
-                                      not_reproducible_because=reproducibility_conditions(ra, rb, machine, software)))
+                                      not_reproducible_because=reproducibility_conditions(ra, rb, machine, software),
+                                      allow_data_change=allow_data_change))
         gate = latency_gate == "always" or (latency_gate == "same-machine" and not machine)
         bases = [(records[key], provenance) for records, provenance in repeat_records
                  if key in records and records[key].get("status", "ok") == "ok"]
@@ -123,7 +145,8 @@ def compare_runs(base, new, *, latency_effect: float = 0.10, alpha: float = 0.01
                 if key in records and records[key].get("status", "ok") == "ok"]
         found.extend(compare_latency(job, bases, news, same_machine=not machine, gate=gate, alpha=alpha,
                                      effect=latency_effect,
-                                     busier_than_base=busier if latency_gate == "same-machine" else ""))
+                                     busier_than_base=busier if latency_gate == "same-machine" else "",
+                                     allow_missing=allow_missing))
     rows = pd.DataFrame([f.as_dict() for f in found], columns=COLUMNS)
     rows["fails"] = rows["fails"].astype(bool)
     machine_diffs = prov.machine_difference(pa, pb)
@@ -151,8 +174,12 @@ def compare_runs(base, new, *, latency_effect: float = 0.10, alpha: float = 0.01
                            "one) is reported, not gated")
     else:
         context.append(f"latency gating: {latency_gate}")
+    if identical_code:
+        context.append("identical code on both sides (A/B): the reproducibility rule does not ask for one commit")
     settings = {"latency_effect": latency_effect, "alpha": alpha, "accuracy_tol": accuracy_tol,
-                "allow_size_change": allow_size_change, "latency_gate": latency_gate}
+                "allow_size_change": allow_size_change, "allow_param_change": allow_param_change,
+                "allow_missing": allow_missing, "allow_data_change": allow_data_change,
+                "allow_skipped": allow_skipped, "identical_code": identical_code, "latency_gate": latency_gate}
     return Comparison(base_run, new_run, rows, settings, context, repeats, new_repeats)
 
 

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench import stats
-from bench.compare.findings import IMPROVEMENT, NOT_COMPARABLE, NOT_JUDGED, REGRESSION, WITHIN_NOISE, Finding
+from bench.compare.findings import (IMPROVEMENT, NO_SAMPLES, NOT_COMPARABLE, NOT_JUDGED, REGRESSION, WITHIN_NOISE,
+                                    Finding, option_note)
 
 CPU_OVER_REFERENCE = "cpu/reference"
 WALL_OVER_REFERENCE = "wall/reference"
@@ -117,7 +118,8 @@ def decide(repeats: list[np.ndarray], new: np.ndarray | list[np.ndarray], *, alp
     the median changed by more than `effect` beyond what the repeats spread over: slower when even NEW's
     fastest run is slower than BASE's slowest (new / slowest repeat - 1 > effect), faster when even NEW's
     slowest run is faster than BASE's fastest. With one run on each side that is new / base - 1. The change
-    reported is between the pooled medians."""
+    reported is between the pooled medians. Sample counts with which the rank test, as it will run on them, can
+    never reach p < alpha are `not judged (n too small)`, never `not significant`."""
     repeats = [a for a in repeats if a.size]
     news = [b for b in ([new] if isinstance(new, np.ndarray) else new) if b.size]
     if not repeats or not news:
@@ -128,11 +130,16 @@ def decide(repeats: list[np.ndarray], new: np.ndarray | list[np.ndarray], *, alp
     if min(medians) <= 0 or min(new_medians) <= 0:
         return LatencyDecision(NOT_JUDGED, None, None, "a median of zero: below the clock's resolution")
     change = stats.relative_median_change(pooled, pooled_new)
-    floor = stats.smallest_attainable_p(pooled.size, pooled_new.size)
+    # The guard asks the test as it will run: pooled repeats can exceed 8 samples a side, and ties (a coarse
+    # clock) switch small samples to the normal approximation, whose best p is larger than the exact test's.
+    exact = stats.uses_exact_method(pooled, pooled_new)
+    floor = stats.smallest_attainable_p(pooled.size, pooled_new.size, exact=exact)
     if floor >= alpha:
+        method = "exact" if exact else ("normal approximation, tied values" if pooled.size <= stats.EXACT_LIMIT and
+                                        pooled_new.size <= stats.EXACT_LIMIT else "normal approximation")
         return LatencyDecision(NOT_JUDGED, change, None,
-                               f"{pooled.size} and {pooled_new.size} samples: the rank test cannot reach p < {alpha:g} "
-                               f"(at best p = {floor:.3g}); time more calls")
+                               f"{NOT_JUDGED} (n too small): {pooled.size} and {pooled_new.size} samples: the rank "
+                               f"test ({method}) cannot reach p < {alpha:g} (at best p = {floor:.3g}); time more calls")
     p = stats.mann_whitney_u(pooled, pooled_new).p_value
     slower = min(new_medians) / max(medians) - 1.0
     faster = min(medians) / max(new_medians) - 1.0
@@ -166,9 +173,10 @@ def outlasts_reference(bases: list[LatencySides], basis: str) -> bool:
 
 def compare_latency(job: str, bases: list[tuple[dict, dict]], news: list[tuple[dict, dict]], *,
                     same_machine: bool, gate: bool, alpha: float, effect: float,
-                    busier_than_base: str = "") -> list[Finding]:
+                    busier_than_base: str = "", allow_missing: bool = False) -> list[Finding]:
     """One finding for a record that carries latency samples in BASE and in NEW, each one or more repeated runs
-    ((record, provenance) pairs); [] when neither side has any."""
+    ((record, provenance) pairs); [] when neither side has any. Samples in BASE and none in NEW fail unless
+    `allow_missing` (a latency that stopped being measured is not a pass); samples in NEW only are listed."""
     a_all = [LatencySides.of(record, provenance) for record, provenance in bases]
     a_all = [a for a in a_all if a.wall.size] or a_all[:1]
     b_all = [LatencySides.of(record, provenance) for record, provenance in news]
@@ -177,9 +185,13 @@ def compare_latency(job: str, bases: list[tuple[dict, dict]], news: list[tuple[d
         return []
     p50_a = float(np.median(np.concatenate([a.wall for a in a_all]))) if a_all[0].wall.size else None
     p50_b = float(np.median(np.concatenate([b.wall for b in b_all]))) if b_all[0].wall.size else None
-    if p50_a is None or p50_b is None:
+    if p50_b is None:
+        return [Finding(job, "latency", "latency p50 ms", p50_a, p50_b, None, None, NOT_COMPARABLE, not allow_missing,
+                        f"no latency samples in NEW (BASE has them); {option_note('--allow-missing', allow_missing)}",
+                        NO_SAMPLES)]
+    if p50_a is None:
         return [Finding(job, "latency", "latency p50 ms", p50_a, p50_b, None, None, NOT_COMPARABLE, False,
-                        f"no latency samples in {'BASE' if p50_a is None else 'NEW'}")]
+                        "no latency samples in BASE: a new measurement, nothing to compare it with")]
     basis = common_basis(a_all, b_all, same_machine)
     decision = decide([normalised(a, basis) for a in a_all], [normalised(b, basis) for b in b_all],
                       alpha=alpha, effect=effect)

@@ -1,6 +1,8 @@
 """What the two runs' provenance says about comparing them: same machine and thread count? same versions?"""
 from __future__ import annotations
 
+# Dependency versions: the provenance key `packages` (name -> version) and, in runs older than it, only these
+# top-level keys (still written beside it; they win where both are present, so old and new runs compare alike).
 VERSION_KEYS = ("torch", "onnx", "onnxruntime")
 SOFTWARE_KEYS = ("python", "torch", "onnx", "onnxruntime", "git_sha")
 # boot_id: cloud VMs share a hostname ("vm") and a CPU string; two of them, or one VM before and after a reboot,
@@ -19,10 +21,24 @@ def _value(provenance: dict, record: dict | None, key: str):
     return None if value == "" else value
 
 
+def versions(provenance: dict) -> dict[str, str]:
+    """The dependency versions a run recorded: `packages` and the top-level torch/onnx/onnxruntime."""
+    packages = provenance.get("packages")
+    found = {str(k): str(v) for k, v in packages.items() if v not in (None, "")} if isinstance(packages, dict) else {}
+    found.update({k: str(provenance[k]) for k in VERSION_KEYS if provenance.get(k) not in (None, "")})
+    return found
+
+
 def version_difference(base: dict, new: dict) -> str:
-    """`torch 2.14.1 -> 2.15.0` for each of torch/onnx/onnxruntime that differs between the runs ("" if none)."""
-    diffs = [f"{k} {base.get(k)} -> {new.get(k)}" for k in VERSION_KEYS
-             if base.get(k) != new.get(k) and (base.get(k) or new.get(k))]
+    """`torch 2.14.1 -> 2.15.0; onnxscript 0.5.1 -> 0.5.3` for each dependency whose version differs between the
+    runs, then those one run did not record (`not recorded in BASE: fvcore 0.1.5`); "" if none differ."""
+    a, b = versions(base), versions(new)
+    names = [k for k in VERSION_KEYS if k in a or k in b] + sorted((a.keys() | b.keys()) - set(VERSION_KEYS))
+    diffs = [f"{k} {a[k]} -> {b[k]}" for k in names if k in a and k in b and a[k] != b[k]]
+    for side, here, there in (("BASE", a, b), ("NEW", b, a)):
+        absent = [f"{k} {there[k]}" for k in names if k in there and k not in here]
+        if absent:
+            diffs.append(f"not recorded in {side}: " + ", ".join(absent))
     return "; ".join(diffs)
 
 
@@ -38,17 +54,24 @@ def machine_difference(base: dict, new: dict, record_a: dict | None = None, reco
     return diffs
 
 
-def software_difference(base: dict, new: dict) -> list[str]:
-    """What differs between the runs' software (python, torch, onnx, onnxruntime, git commit); a commit with
-    uncommitted changes ('-dirty') never counts as the same code."""
+def software_difference(base: dict, new: dict, *, identical_code: bool = False) -> list[str]:
+    """What differs between the runs' software (python, torch, onnx, onnxruntime, the other `packages` both
+    recorded, git commit); a commit with uncommitted changes ('-dirty') never counts as the same code.
+    `identical_code`: the caller knows both sides ran the same source tree (an A/B run), so the commit is not
+    asked; everything else still is."""
     diffs = []
     for key in SOFTWARE_KEYS:
+        if key == "git_sha" and identical_code:
+            continue
         a, b = base.get(key), new.get(key)
         unclean = [v for v in (a, b) if key == "git_sha" and (not v or "dirty" in str(v) or v == "unknown")]
         if unclean:
             diffs.append(f"git_sha {unclean[0]} (not a clean commit)")
         elif a != b:
             diffs.append(f"{key} {a} vs {b}")
+    # Old runs recorded no `packages`: a package only one side recorded is not held against reproducing.
+    a, b = versions(base), versions(new)
+    diffs += [f"{k} {a[k]} vs {b[k]}" for k in sorted(a.keys() & b.keys()) if k not in SOFTWARE_KEYS and a[k] != b[k]]
     return diffs
 
 

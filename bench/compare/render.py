@@ -1,16 +1,23 @@
-"""A Comparison as a rich table (terminal), Markdown (a pull-request comment) or JSON (tools)."""
+"""A Comparison as a rich table (terminal), Markdown (a pull-request comment) or JSON (tools).
+
+Findings that fail come first, and among them first the kinds that used to pass silently (missing in NEW, data
+change, skipped, no samples): a reader sees what the gate could not judge before what it judged."""
 from __future__ import annotations
 
 import json
 import math
 from typing import Any
 
-from bench.compare.findings import REPRODUCED, SAME
+from bench.compare.findings import DATA_CHANGE, MISSING, NO_SAMPLES, REPRODUCED, SAME, SILENT_KINDS, SKIPPED
 from bench.compare.judge import Comparison
 
 FORMATS = ("table", "markdown", "json")
 QUIET_VERDICTS = (SAME, REPRODUCED)  # summarised as counts; every other finding gets its own line
 CHECK_ORDER = ("status", "exact", "determinism", "accuracy", "latency")
+SILENT_WORDS = {MISSING: ("missing in NEW", "--allow-missing"),
+                DATA_CHANGE: ("on another or unknown data", "--allow-data-change"),
+                SKIPPED: ("skipped in NEW", "--allow-skipped"),
+                NO_SAMPLES: ("without latency samples in NEW", "--allow-missing")}
 
 
 def _empty(value: Any) -> bool:
@@ -50,7 +57,13 @@ def _p(value: Any) -> str:
 def _ordered(comparison: Comparison) -> list[dict]:
     rows = comparison.rows.to_dict("records")
     rank = {c: i for i, c in enumerate(CHECK_ORDER)}
-    return sorted(rows, key=lambda r: (not r["fails"], rank.get(r["check"], 9)))
+    silent = {k: i for i, k in enumerate(SILENT_KINDS)}
+
+    def key(r: dict) -> tuple:
+        first = r["fails"] and r.get("kind") in silent  # the findings that used to pass silently, at the top
+        return (0 if first else 1 if r["fails"] else 2, silent.get(r.get("kind"), 9), rank.get(r["check"], 9))
+
+    return sorted(rows, key=key)
 
 
 def _shown(comparison: Comparison) -> list[dict]:
@@ -75,6 +88,15 @@ def _headline(comparison: Comparison) -> str:
     return "no regression (exit 0)"
 
 
+def _silent_line(comparison: Comparison) -> str:
+    """`not judged, so failing: 2 missing in NEW (--allow-missing accepts them), ...`; "" when there are none."""
+    counts = comparison.silent_counts()
+    if not counts:
+        return ""
+    return "not judged, so failing: " + ", ".join(f"{n} {SILENT_WORDS[kind][0]} ({SILENT_WORDS[kind][1]} accepts "
+                                               f"{'it' if n == 1 else 'them'})" for kind, n in counts.items())
+
+
 def to_table(comparison: Comparison, console=None) -> None:
     """Print to a terminal; when stdout is not a terminal, nothing is truncated (the console is as wide as the
     widest line needs)."""
@@ -94,6 +116,8 @@ def to_table(comparison: Comparison, console=None) -> None:
             console = Console(width=widest, soft_wrap=False)
     for line in comparison.context:
         console.print(line, highlight=False, markup=False)
+    if _silent_line(comparison):
+        console.print(_silent_line(comparison), style="bold red", highlight=False, markup=False)
     if cells:
         table = Table(show_lines=False)
         for name, numeric in (("job", False), ("check", False), ("field", False), ("BASE", True), ("NEW", True),
@@ -118,10 +142,15 @@ def _md_cell(text: str) -> str:
 
 def to_markdown(comparison: Comparison) -> str:
     out = [f"### bench compare: {_headline(comparison)}", ""]
+    if _silent_line(comparison):
+        out += [f"**{_md_cell(_silent_line(comparison))}**", ""]
     out += [f"- {_md_cell(line)}" for line in comparison.context]
     s = comparison.settings
+    allowed = [name for name, option in (("parameter counts", "allow_param_change"), ("sizes", "allow_size_change"),
+                                         ("missing records", "allow_missing"), ("data changes", "allow_data_change"),
+                                         ("skipped variants", "allow_skipped")) if s.get(option)]
     out.append(f"- rules: latency effect {s['latency_effect']:.0%}, alpha {s['alpha']:g}, accuracy tolerance "
-               f"{s['accuracy_tol']:g}, size changes {'allowed' if s['allow_size_change'] else 'fail'}")
+               f"{s['accuracy_tol']:g}; allowed: {', '.join(allowed) if allowed else 'nothing'}")
     out.append("")
     shown = _shown(comparison)
     if shown:
@@ -152,5 +181,5 @@ def to_json(comparison: Comparison) -> str:
                "base_repeats": [str(r.source) for r in comparison.base_repeats],
                "new_repeats": [str(r.source) for r in comparison.new_repeats],
                "settings": comparison.settings, "context": comparison.context, "counts": comparison.counts(),
-               "rows": rows}
+               "fails": len(comparison.regressions), "silent": comparison.silent_counts(), "rows": rows}
     return json.dumps(payload, indent=1)
