@@ -18,12 +18,20 @@ def seed_global_generators():
 
     torch is seeded here only (pytest-randomly does not seed it). numpy's and random's seeds hold for fixture setup;
     when pytest-randomly is active it reseeds those two again just before the test body runs, from its run seed and
-    the test's id (`Using --randomly-seed=N` in the header; `-p randomly --randomly-seed=N` repeats a run, and
-    `-p no:randomly` leaves this fixture's 0). A test whose claim depends on the values it draws should draw from its
-    own seeded generator (torch.Generator().manual_seed(s), np.random.default_rng(s))."""
+    the test's id (the seed is in the header and at the end; `-p randomly --randomly-seed=N` repeats a run's order
+    and draws; `-p no:randomly` keeps the file order and this fixture's 0). A test whose claim depends on the values
+    it draws should draw from its own seeded generator (torch.Generator().manual_seed(s), np.random.default_rng(s))."""
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The order's seed at the end too: pytest-randomly puts it in the header, which `-q` (make test, CI) leaves out."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if isinstance(seed, int) and config.pluginmanager.hasplugin("randomly"):
+        terminalreporter.write_line(f"test order: pytest-randomly seed {seed} "
+                                    f"(again: -p randomly --randomly-seed={seed})")
 
 
 def write_image(path: Path, array: np.ndarray, fmt: str | None = None) -> Path:
