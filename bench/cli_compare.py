@@ -23,7 +23,7 @@ def compare_cmd(
     allow_data_change: bool = typer.Option(False, help="list accuracy on another (or an unknown) data fingerprint, "
                                            "not comparable, without failing"),
     allow_skipped: bool = typer.Option(False, help="list variants ok in BASE and skipped in NEW without failing"),
-    latency_gate: str = typer.Option("same-machine", help="when a latency regression fails: same-machine | always | never"),
+    latency_gate: str = typer.Option("same-machine", help="when a latency regression fails: same-machine | always | never | skip (latency not compared)"),
     format: str = typer.Option("table", "--format", help="table | markdown | json"),
 ) -> None:
     """Compare two runs: exit 0 (no regression), 1 (regression), 2 (unusable input)."""

@@ -713,3 +713,13 @@ def test_eight_against_eight_finds_a_30_percent_slowdown_and_keeps_quiet_otherwi
             assert decision.verdict != NOT_JUDGED
             flagged[slowdown] += decision.verdict == REGRESSION
     assert flagged[1.3] >= 0.95 * 200 and flagged[1.0] <= 0.02 * 200, flagged
+
+
+def test_latency_gate_skip_leaves_latency_out_and_still_judges_exact_fields(tmp_path):
+    # make regress compares NEW with a baseline from another machine only for what must never move
+    base = [profile(**latency(0, 60.0))]
+    new = [profile(params=24_000_000, **latency(1, 120.0))]
+    result = compare(tmp_path, base, new, latency_gate="skip")
+    assert "latency" not in set(result.rows["check"])
+    assert result.exit_code == 1 and only(result, "exact", "params")["fails"]
+    assert any("not compared" in line for line in result.context)

@@ -18,8 +18,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The gate's accuracy run, smaller: U-Net (well above chance within seconds) and the floor
-ACCURACY = ["--suite", "accuracy", "--models", "unet", "--categories", "fabric", "--epochs", "4",
+# The gate's accuracy run (benchmarks/regress.sh), smaller: U-Net alone, 2 epochs instead of 4
+ACCURACY = ["--suite", "accuracy", "--models", "unet", "--categories", "brushed_metal", "--epochs", "2",
             "--image-size", "64", "--threads", "1", "--seed", "0"]
 QUICK = ["--suite", "quick", "--models", "unet", "--threads", "1", "--seed", "0", "--variants", "torch-fp32"]
 
@@ -51,8 +51,10 @@ BUGS = {
 }
 # what the gate must name for each bug: (job contains, check, field)
 EXPECTED = {
-    "map_negated": ("unet", "accuracy", "image_auroc"),
-    "target_inverted": ("unet", "accuracy", "image_auroc"),
+    # the image score (mean of the map's top 1%) then reads the least anomalous pixels, which still rank images
+    # somewhat (0.79 -> 0.70 image AUROC, measured, within DeLong's noise): the map's own metrics collapse
+    "map_negated": ("unet", "accuracy", "pixel_auroc"),
+    "target_inverted": ("unet", "accuracy", "pixel_auroc"),  # image AUROC 0.79 -> 0.62 (measured), pixels 0.85 -> 0.18
     "unet_slower": ("unet", "latency", "latency p50 ms"),
 }
 RUNS = {"map_negated": ACCURACY, "target_inverted": ACCURACY, "unet_slower": QUICK}
@@ -103,9 +105,9 @@ def test_gate_fails_on_an_injected_bug_and_names_model_and_field(bug, tmp_path):
     job, check, field = EXPECTED[bug]
     named = [r for r in rows if r["fails"] and job in r["job"] and r["check"] == check and r["field"] == field]
     assert named, f"no failing {check} row for {field} of {job}: {[r for r in rows if r['fails']]}"
-    if check == "accuracy":  # the bug moves AUROC by more than its interval: the two sides' intervals are disjoint
+    if check == "accuracy":  # the bug moves the metric by more than its interval: the two sides' intervals are disjoint
         base = json.loads((out / "base" / "r1" / "results.json").read_text())["records"]
         new = json.loads((out / "new" / "r1" / "results.json").read_text())["records"]
         a = next(r for r in base if r["model"] == "unet" and r.get("variant", "torch-fp32") == "torch-fp32")
         b = next(r for r in new if r["model"] == "unet" and r.get("variant", "torch-fp32") == "torch-fp32")
-        assert b["image_auroc_ci_high"] < a["image_auroc_ci_low"], (a["image_auroc"], b["image_auroc"])
+        assert b[f"{field}_ci_high"] < a[f"{field}_ci_low"], (a[field], b[field])
