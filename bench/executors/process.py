@@ -1,7 +1,9 @@
 """The process executor: each job in a spawned child process, so a crash, a hang or an out-of-memory kill
 costs one job, not the run.
 
-- Spawned, not forked: no CUDA context or thread pool is inherited from the driver.
+- Spawned, not forked: no CUDA context or thread pool is inherited from the driver. And started without the
+  caller's main module (`_without_main`): a worker runs this package's `worker_main`, never the user's script,
+  so the API works from a script without an `if __name__ == "__main__":` guard and from `python -` (stdin).
 - One worker is reused for consecutive jobs of the same model (torch's import is paid once per model, not
   per job); a new model, or a worker that died, gets a fresh one. While a job that times nothing (accuracy)
   runs, the next model's worker is started beside it and imports its libraries, so the next job (often a
@@ -17,12 +19,15 @@ costs one job, not the run.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
+import types
 import warnings
 from dataclasses import dataclass
 
@@ -132,6 +137,35 @@ def worker_main(conn, memory_mb: float | None, preload: tuple[str, ...] = ()) ->
     os._exit(0)
 
 
+_MAIN_LOCK = threading.Lock()  # two executors in two threads must not interleave the swap below
+
+
+@contextlib.contextmanager
+def _without_main():
+    """While a worker is started, `sys.modules["__main__"]` is a bare module naming no file and no module.
+
+    multiprocessing's spawn re-runs the parent's main module in every child (as `__mp_main__`, before the
+    target runs) when that module names a module (`__spec__.name`) or a file (`__file__`): that is how
+    `multiprocessing.spawn.get_preparation_data` decides, called by `process.start()`. A worker needs nothing
+    from it (its target and arguments are pickled by reference to this package), and re-running it breaks
+    ordinary scripts: one without an `if __name__ == "__main__":` guard calls `bench.run` again inside the
+    child (which wipes the run folder, then is refused: "An attempt has been made to start a new process before
+    the current process has finished its bootstrapping phase"), and a script piped to `python -` has no file to
+    re-run (FileNotFoundError: '<stdin>'); either way every job failed with "worker exited with status 1".
+    The real main module is put back however the start ends."""
+    with _MAIN_LOCK:
+        missing = object()
+        main = sys.modules.get("__main__", missing)
+        sys.modules["__main__"] = types.ModuleType("__main__")  # __spec__ None, no __file__: nothing to re-run
+        try:
+            yield
+        finally:
+            if main is missing:
+                sys.modules.pop("__main__", None)
+            else:
+                sys.modules["__main__"] = main
+
+
 @dataclass
 class Worker:
     model: str
@@ -167,8 +201,14 @@ class ProcessExecutor:
         parent, child = self.context.Pipe()
         process = self.context.Process(target=worker_main, daemon=True, name=f"defectbench-{spec.model}",
                                        args=(child, self.memory_mb, preload_for(spec.kind, self.memory_mb)))
-        process.start()
-        child.close()
+        try:
+            with _without_main():
+                process.start()
+        except BaseException:
+            parent.close()
+            raise
+        finally:
+            child.close()
         return Worker(spec.model, process, parent)
 
     def _worker_for(self, spec: JobSpec) -> Worker:
