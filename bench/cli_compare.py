@@ -28,7 +28,7 @@ def compare_cmd(
 ) -> None:
     """Compare two runs: exit 0 (no regression), 1 (regression), 2 (unusable input)."""
     from bench.compare import UnusableInput, compare_runs
-    from bench.compare.render import FORMATS, to_json, to_markdown, to_table
+    from bench.compare.render import FORMATS, print_comparison
 
     if format not in FORMATS:
         typer.echo(f"error: --format must be one of {', '.join(FORMATS)}, got {format!r}", err=True)
@@ -41,10 +41,5 @@ def compare_cmd(
     except UnusableInput as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
-    if format == "json":
-        typer.echo(to_json(result))
-    elif format == "markdown":
-        typer.echo(to_markdown(result), nl=False)
-    else:
-        to_table(result)
+    print_comparison(result, format)
     raise typer.Exit(result.exit_code)

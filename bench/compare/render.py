@@ -183,3 +183,15 @@ def to_json(comparison: Comparison) -> str:
                "settings": comparison.settings, "context": comparison.context, "counts": comparison.counts(),
                "fails": len(comparison.regressions), "silent": comparison.silent_counts(), "rows": rows}
     return json.dumps(payload, indent=1)
+
+
+def print_comparison(comparison: Comparison, format: str) -> None:
+    """What `bench compare` and `bench ab` print: the comparison in one of FORMATS on stdout."""
+    import typer
+
+    if format == "json":
+        typer.echo(to_json(comparison))
+    elif format == "markdown":
+        typer.echo(to_markdown(comparison), nl=False)
+    else:
+        to_table(comparison)
