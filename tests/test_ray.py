@@ -4,6 +4,7 @@ own job only, --resume hands Ray only the unfinished jobs, and a cluster without
 before any job runs."""
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -38,13 +39,20 @@ def _free_port() -> int:
 def bare_cluster(tmp_path_factory):
     """A Ray head started the way a user might forget to: without the timing resource. Started before the
     module's own instance so that the two start-ups overlap; stopped through its own process (never `ray stop`,
-    which would stop every Ray instance on the machine)."""
+    which would stop every Ray instance on the machine).
+
+    Token authentication is set, not left to Ray: head and client get a token of their own in their environment.
+    Left alone, `ray start` turns it on whenever ~/.ray/auth_token exists (any earlier ray.init() on the machine
+    writes one), while a client given an address sends the token only with RAY_AUTH_MODE=token in its environment,
+    which this process gains when `local_ray` calls ray.init(): the refusal test failed whenever it ran first."""
     port = _free_port()
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     log = tmp_path_factory.mktemp("bare-head") / "ray-start.log"
     head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}",
                              "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats"],
-                            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-    yield head, log, f"127.0.0.1:{port}"  # the head listens on every interface of this machine
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+                            env=dict(os.environ, **auth))
+    yield head, log, f"127.0.0.1:{port}", auth  # the head listens on every interface of this machine
     head.terminate()  # `ray start --block` drains and stops what it started
     try:
         head.wait(timeout=60)
@@ -152,14 +160,15 @@ def test_accuracy_records_stream_into_the_drivers_folder_while_the_job_runs(loca
 
 
 def test_a_cluster_without_the_timing_resource_is_refused_before_any_job(bare_cluster, tmp_path):
-    head, log, address = bare_cluster
+    head, log, address, auth = bare_cluster
     deadline = time.monotonic() + 180
     while "Ray runtime started" not in log.read_text() and head.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)  # `ray start --block` prints its banner once the head is up
     out = tmp_path / "refused"
     command = [sys.executable, "-m", "bench.cli", "run", "--suite", "quick", "--models", "tiny_ok", "--plugin", TINY,
                "--image-size", "32", "--threads", "1", "--executor", "ray", "--ray-address", address, "--out", str(out)]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, **auth))
     assert result.returncode == 2, result.stderr
     message = [line for line in result.stderr.splitlines() if TIMING_RESOURCE in line]
     assert len(message) == 1, result.stderr
