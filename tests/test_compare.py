@@ -723,3 +723,12 @@ def test_latency_gate_skip_leaves_latency_out_and_still_judges_exact_fields(tmp_
     assert "latency" not in set(result.rows["check"])
     assert result.exit_code == 1 and only(result, "exact", "params")["fails"]
     assert any("not compared" in line for line in result.context)
+
+
+def test_paired_runs_without_a_common_reference_are_judged_on_cpu_time(tmp_path):
+    # BASE recorded another reference workload (an older version): an A/B run still judges its CPU time
+    base = [profile(**dict(latency(0, 40.0), reference_workload="conv-stack-64px-v1"))]
+    new = [profile(**latency(1, 52.0))]
+    row = only(compare(tmp_path / "paired", base, new, paired=True), "latency")
+    assert row["verdict"] == REGRESSION and row["fails"] and "CPU time (A/B" in row["note"]
+    assert "CPU time (A/B" not in only(compare(tmp_path / "unpaired", base, new), "latency")["note"]

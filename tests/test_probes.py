@@ -159,13 +159,15 @@ def test_reference_runs_between_the_calls_and_does_not_count_toward_the_timing_b
     clock, order = FakeClock(), []
     step = 1000 / 64  # ms, exact in binary
     fn = clock.callable([step] * 50, log=order, name="A")
-    reference = clock.callable([1000.0] * 50, log=order, name="B")  # a reference far slower than the model
+    reference = clock.callable([1000.0] * 100, log=order, name="B")  # a reference far slower than the model
     timed = probes._time_calls(fn, torch.device("cpu"), warmup=1, min_iters=2, max_iters=50, min_seconds=5 / 64,
                                max_seconds=0.5, reference=reference, clock=lambda: clock.wall,
                                cpu_clock=lambda: clock.cpu)
     # 5 model calls make the 5/64 s of model time; the reference's 1 s after each is not counted
     assert len(timed.wall_ms) == 5
-    assert order == ["A", "B"] * 6  # warm-up pair, then A B A B: each sample beside its reference
+    # warm-up pair, then A B B A B B: each sample beside its reference, timed on the reference's second call
+    # (the first runs in what the model's call left in the caches)
+    assert order == ["A", "B"] + ["A", "B", "B"] * 5
     assert timed.reference_ms == pytest.approx([1000.0] * 5) and timed.reference_cpu_ms == pytest.approx([1000.0] * 5)
 
 

@@ -241,7 +241,8 @@ def run_ab(base_ref: str, new_ref: str | None = None, run_args: list[str] = (), 
     from bench.compare import compare_runs
 
     ab = measure(base_ref, new_ref, list(run_args), Path(out), rounds=rounds, say=say)
-    result = compare_runs(ab.out / "base", ab.out / "new", identical_code=ab.identical_code, **compare_options)
+    result = compare_runs(ab.out / "base", ab.out / "new", identical_code=ab.identical_code, paired=True,
+                          **compare_options)
     result.context[:0] = [f"A/B on this machine: BASE {ab.base.describe()}, NEW {ab.new.describe()}, "
                           f"{rounds} round(s), jobs interleaved with alternating order",
                           "code: identical (accuracy must reproduce bit for bit)" if ab.identical_code else

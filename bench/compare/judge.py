@@ -74,7 +74,7 @@ def compare_runs(base, new, *, latency_effect: float = 0.10, alpha: float = 0.01
                  accuracy_tol: float = 0.02, allow_size_change: bool = False,
                  latency_gate: str = "same-machine", allow_missing: bool = False, allow_data_change: bool = False,
                  allow_skipped: bool = False, allow_param_change: bool = False,
-                 identical_code: bool = False) -> Comparison:
+                 identical_code: bool = False, paired: bool = False) -> Comparison:
     """Compare two runs (folders, results.json files, pytest-benchmark JSON files, or loaded `Run`s).
 
     BASE may also be several repeated runs of the same code (a folder of run folders, or a list): their spread
@@ -90,7 +90,8 @@ def compare_runs(base, new, *, latency_effect: float = 0.10, alpha: float = 0.01
     `allow_missing` (a record of BASE missing in NEW; latency samples in BASE and none in NEW),
     `allow_data_change` (accuracy on another or an unknown data fingerprint), `allow_skipped` (ok in BASE,
     skipped in NEW), `allow_param_change` (params, trainable_params), `allow_size_change` (gmacs, model_mb,
-    onnx_mb). `identical_code`: both sides ran the same source tree (an A/B run), so the reproducibility rule
+    onnx_mb). `paired`: an A/B run (`bench ab`): BASE's and NEW's run of each job were timed back to back on this machine, so
+    latency is judged on CPU time as it is (no reference ratio) and the busier-machine rule is off. `identical_code`: both sides ran the same source tree (an A/B run), so the reproducibility rule
     applies although the commits differ (everything else it asks is still asked)."""
     if not 0 < alpha < 1:
         raise UnusableInput(f"--alpha must be between 0 and 1, got {alpha}")
@@ -149,8 +150,8 @@ def compare_runs(base, new, *, latency_effect: float = 0.10, alpha: float = 0.01
             continue
         found.extend(compare_latency(job, bases, news, same_machine=not machine, gate=gate, alpha=alpha,
                                      effect=latency_effect,
-                                     busier_than_base=busier if latency_gate == "same-machine" else "",
-                                     allow_missing=allow_missing))
+                                     busier_than_base=busier if latency_gate == "same-machine" and not paired else "",
+                                     allow_missing=allow_missing, paired=paired))
     rows = pd.DataFrame([f.as_dict() for f in found], columns=COLUMNS)
     rows["fails"] = rows["fails"].astype(bool)
     machine_diffs = prov.machine_difference(pa, pb)
@@ -180,12 +181,14 @@ def compare_runs(base, new, *, latency_effect: float = 0.10, alpha: float = 0.01
         context.append("latency: not compared (--latency-gate skip)")
     else:
         context.append(f"latency gating: {latency_gate}")
+    if paired:
+        context.append("paired (A/B): each job's BASE and NEW timed back to back here; latency judged on CPU time")
     if identical_code:
         context.append("identical code on both sides (A/B): the reproducibility rule does not ask for one commit")
     settings = {"latency_effect": latency_effect, "alpha": alpha, "accuracy_tol": accuracy_tol,
                 "allow_size_change": allow_size_change, "allow_param_change": allow_param_change,
                 "allow_missing": allow_missing, "allow_data_change": allow_data_change,
-                "allow_skipped": allow_skipped, "identical_code": identical_code, "latency_gate": latency_gate}
+                "allow_skipped": allow_skipped, "identical_code": identical_code, "paired": paired, "latency_gate": latency_gate}
     return Comparison(base_run, new_run, rows, settings, context, repeats, new_repeats)
 
 

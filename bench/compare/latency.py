@@ -30,12 +30,14 @@ from bench import stats
 from bench.compare.findings import (IMPROVEMENT, NO_SAMPLES, NOT_COMPARABLE, NOT_JUDGED, REGRESSION, WITHIN_NOISE,
                                     Finding, option_note)
 
+CPU = "cpu"
 CPU_OVER_REFERENCE = "cpu/reference"
 WALL_OVER_REFERENCE = "wall/reference"
 WALL = "wall"
 WALL_TIMES_PEAK = "wall x peak"
 
 BASIS_LABELS = {
+    CPU: "CPU time (A/B: both sides timed back to back on this machine)",
     CPU_OVER_REFERENCE: "CPU time / reference CPU time (same machine)",
     WALL_OVER_REFERENCE: "wall time / reference wall time (same machine)",
     WALL: "raw wall time (no reference workload on one side)",
@@ -70,30 +72,39 @@ class LatencySides:
                    record.get("device") or provenance.get("device"), float(peak) if peak else None)
 
 
-BASIS_STRENGTH = (CPU_OVER_REFERENCE, WALL_OVER_REFERENCE, WALL)
+BASIS_STRENGTH = (CPU_OVER_REFERENCE, CPU, WALL_OVER_REFERENCE, WALL)
 
 
-def choose_basis(a: LatencySides, b: LatencySides, same_machine: bool) -> str:
+def choose_basis(a: LatencySides, b: LatencySides, same_machine: bool, paired: bool = False) -> str:
+    """CPU time over the reference's where both carry the same reference workload. Paired (an A/B run: BASE's
+    and NEW's job timed back to back) on a CPU without a common reference (e.g. BASE recorded the first
+    version, timed on its first call after the model's, which the model's own extra work slowed along:
+    U-Net +31% CPU time read +1.7%): each call's CPU time as it is."""
     if not same_machine:
         return WALL_TIMES_PEAK if a.peak_gflops and b.peak_gflops else WALL
     same_workload = a.workload is not None and a.workload == b.workload
     on_cpu = str(a.device).startswith("cpu") and str(b.device).startswith("cpu")
     if same_workload and on_cpu and all(s.cpu.size == s.wall.size and s.reference_cpu.size > 0 for s in (a, b)):
         return CPU_OVER_REFERENCE
+    if paired and on_cpu and all(s.cpu.size == s.wall.size and s.cpu.size > 0 for s in (a, b)):
+        return CPU
     if same_workload and a.reference.size > 0 and b.reference.size > 0:
         return WALL_OVER_REFERENCE
     return WALL
 
 
-def common_basis(bases: list[LatencySides], news: list[LatencySides], same_machine: bool) -> str:
+def common_basis(bases: list[LatencySides], news: list[LatencySides], same_machine: bool,
+                 paired: bool = False) -> str:
     """The strongest basis that every BASE repeat shares with every NEW run."""
-    chosen = [choose_basis(a, b, same_machine) for a in bases for b in news]
+    chosen = [choose_basis(a, b, same_machine, paired) for a in bases for b in news]
     if WALL_TIMES_PEAK in chosen:
         return WALL_TIMES_PEAK if all(c == WALL_TIMES_PEAK for c in chosen) else WALL
     return max(chosen, key=BASIS_STRENGTH.index)
 
 
 def normalised(s: LatencySides, basis: str) -> np.ndarray:
+    if basis == CPU:
+        return s.cpu
     if basis == CPU_OVER_REFERENCE:
         return s.cpu / float(np.median(s.reference_cpu))
     if basis == WALL_OVER_REFERENCE:
@@ -173,7 +184,7 @@ def outlasts_reference(bases: list[LatencySides], basis: str) -> bool:
 
 def compare_latency(job: str, bases: list[tuple[dict, dict]], news: list[tuple[dict, dict]], *,
                     same_machine: bool, gate: bool, alpha: float, effect: float,
-                    busier_than_base: str = "", allow_missing: bool = False) -> list[Finding]:
+                    busier_than_base: str = "", allow_missing: bool = False, paired: bool = False) -> list[Finding]:
     """One finding for a record that carries latency samples in BASE and in NEW, each one or more repeated runs
     ((record, provenance) pairs); [] when neither side has any. Samples in BASE and none in NEW fail unless
     `allow_missing` (a latency that stopped being measured is not a pass); samples in NEW only are listed."""
@@ -192,7 +203,7 @@ def compare_latency(job: str, bases: list[tuple[dict, dict]], news: list[tuple[d
     if p50_a is None:
         return [Finding(job, "latency", "latency p50 ms", p50_a, p50_b, None, None, NOT_COMPARABLE, False,
                         "no latency samples in BASE: a new measurement, nothing to compare it with")]
-    basis = common_basis(a_all, b_all, same_machine)
+    basis = common_basis(a_all, b_all, same_machine, paired)
     decision = decide([normalised(a, basis) for a in a_all], [normalised(b, basis) for b in b_all],
                       alpha=alpha, effect=effect)
     raw = p50_b / p50_a - 1.0
