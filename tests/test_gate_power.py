@@ -65,13 +65,9 @@ def _git(cwd: Path, *args: str) -> str:
 
 def copy_repository(dest: Path) -> Path:
     """The working tree as it is (tracked and untracked, not ignored files) as a new repository, commit `base`."""
-    files = _git(ROOT, "ls-files", "-co", "--exclude-standard", "-z").split("\0")
-    for name in filter(None, files):
-        source = ROOT / name
-        if source.is_file():
-            target = dest / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
+    from tests.test_compare_gate import copy_repository as copy_files
+
+    copy_files(dest)
     _git(dest, "init", "-q", "-b", "main")
     _git(dest, "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
     _git(dest, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "base")

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.ab.sources import PROTOCOL, Source, SourceError, check_runnable, checkout, code_difference, repo_root, resolve
+from bench.ab.sources import CODE_PATHS, PROTOCOL, Source, SourceError, check_runnable, checkout, code_difference, repo_root, resolve
 
 # `bench run` options whose value is a path: made absolute, since each side runs in its own checkout
 PATH_OPTIONS = ("--data-root", "--plugin", "--weights", "--vgg-weights", "--checkpoints")
@@ -192,7 +192,7 @@ def measure(base_ref: str, new_ref: str | None, run_args: list[str], out: Path, 
     for side in sides.values():
         side.log.write_text("")
     say(f"A/B: BASE {base.describe()}; NEW {new.describe()}")
-    say("code (" + ", ".join(p for p in ("bench/", "models/", "datasets/", "pyproject.toml")) + "): " +
+    say(f"code ({', '.join(CODE_PATHS)}): " +
         ("identical: an accuracy difference on an epoch budget is non-determinism" if not changes else
          f"{len(changes)} file(s) differ"))
     try:
@@ -246,6 +246,6 @@ def run_ab(base_ref: str, new_ref: str | None = None, run_args: list[str] = (), 
     result.context[:0] = [f"A/B on this machine: BASE {ab.base.describe()}, NEW {ab.new.describe()}, "
                           f"{rounds} round(s), jobs interleaved with alternating order",
                           "code: identical (accuracy must reproduce bit for bit)" if ab.identical_code else
-                          f"code: {len(ab.code_changes)} file(s) differ under bench/, models/, datasets/, pyproject.toml"]
+                          f"code: {len(ab.code_changes)} file(s) differ under {', '.join(CODE_PATHS)}"]
     result.context[2:2] = ab.notes
     return ab, result

@@ -91,7 +91,8 @@ def compare_runs(base, new, *, latency_effect: float = 0.10, alpha: float = 0.01
     `allow_data_change` (accuracy on another or an unknown data fingerprint), `allow_skipped` (ok in BASE,
     skipped in NEW), `allow_param_change` (params, trainable_params), `allow_size_change` (gmacs, model_mb,
     onnx_mb). `paired`: an A/B run (`bench ab`): BASE's and NEW's run of each job were timed back to back on this machine, so
-    latency is judged on CPU time as it is (no reference ratio) and the busier-machine rule is off. `identical_code`: both sides ran the same source tree (an A/B run), so the reproducibility rule
+    the busier-machine rule is off, a call shorter than the reference workload is reported, not gated, and where
+    the sides share no reference workload latency is judged on CPU time alone. `identical_code`: both sides ran the same source tree (an A/B run), so the reproducibility rule
     applies although the commits differ (everything else it asks is still asked)."""
     if not 0 < alpha < 1:
         raise UnusableInput(f"--alpha must be between 0 and 1, got {alpha}")
@@ -182,7 +183,7 @@ def compare_runs(base, new, *, latency_effect: float = 0.10, alpha: float = 0.01
     else:
         context.append(f"latency gating: {latency_gate}")
     if paired:
-        context.append("paired (A/B): each job's BASE and NEW timed back to back here; latency judged on CPU time")
+        context.append("paired (A/B): each job's BASE and NEW timed back to back here")
     if identical_code:
         context.append("identical code on both sides (A/B): the reproducibility rule does not ask for one commit")
     settings = {"latency_effect": latency_effect, "alpha": alpha, "accuracy_tol": accuracy_tol,
