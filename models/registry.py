@@ -3,6 +3,10 @@
 A builder takes explicit keyword arguments and returns either an `nn.Module` (family `segmenter`:
 3 channels in, 1 logit map out) or a `Detector` (families `detector` and `baseline`).
 `create_detector` gives every entry the same fit/predict contract, wrapping segmenters in an adapter.
+
+What a builder must declare is checked when it is registered (`check_builder`), so that a mistake fails on
+import with the builder's name rather than deep inside one suite (the return annotation, for instance, is read
+only under `--labelled-defects`).
 """
 from __future__ import annotations
 
@@ -39,12 +43,55 @@ def register_model(name: str, *, family: str, paper: str, input_size: int, descr
         raise ValueError(f"model {name!r}: family must be one of {FAMILIES}, got {family!r}")
 
     def wrap(builder: Callable[..., Any]) -> Callable[..., Any]:
+        check_builder(name, family, builder)
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice ({_REGISTRY[name].module} and {builder.__module__})")
         _REGISTRY[name] = ModelEntry(name, family, paper, input_size, builder, description, dict(train_defaults or {}))
         return builder
 
     return wrap
+
+
+def check_builder(name: str, family: str, builder: Callable[..., Any]) -> None:
+    """Raise TypeError, naming the builder and what to add, unless the runner can call it as it does:
+    keywords only, and only those it has a value for (`image_size` always, for detector families); a detector's
+    builder must also annotate the `Detector` class it returns, which the runner reads without building it."""
+    where = f"model {name!r}: builder {builder.__module__}.{builder.__qualname__}"
+    parameters = list(inspect.signature(builder).parameters.values())
+    detector = family != "segmenter"
+    positional_only = [p.name for p in parameters if p.kind is p.POSITIONAL_ONLY]
+    if positional_only:
+        raise TypeError(f"{where} takes {', '.join(positional_only)} positionally only; the runner passes keyword "
+                        "arguments: remove the '/'")
+    required = [p.name for p in parameters if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                and not (detector and p.name == "image_size")]
+    if required:
+        raise TypeError(f"{where} needs a default for {', '.join(required)}: the runner calls it with only the "
+                        "keyword arguments a run gives")
+    if not detector:
+        return
+    if "image_size" not in _keyword_parameters(builder) and not any(p.kind is p.VAR_KEYWORD for p in parameters):
+        raise TypeError(f"{where} must take image_size= (family {family!r}: the runner passes each job's input "
+                        "size), e.g. `def build(image_size: int = 128) -> MyDetector:`")
+    if inspect.signature(builder).return_annotation is inspect.Signature.empty:
+        raise TypeError(f"{where} must annotate the Detector class it returns, e.g. `-> MyDetector` (the runner "
+                        "reads the class's `uses_labels` without building the model)")
+    returned = _return_class(where, builder)
+    from models.base import Detector  # already imported by the module that defines the detector
+
+    if not (isinstance(returned, type) and issubclass(returned, Detector)):
+        raise TypeError(f"{where} is annotated to return {returned!r}, which is not a subclass of "
+                        "models.base.Detector: annotate the Detector class it returns")
+
+
+def _return_class(where: str, builder: Callable[..., Any]) -> Any:
+    import typing
+
+    try:
+        return typing.get_type_hints(builder).get("return")
+    except NameError as error:  # a string annotation naming a class that does not exist (yet) in the module
+        raise TypeError(f"{where}: its return annotation cannot be resolved ({error}); define the Detector class "
+                        "before the builder") from None
 
 
 def _load_zoo() -> None:
@@ -95,18 +142,12 @@ def _keyword_parameters(function: Callable[..., Any]) -> set[str]:
 def detector_class(name: str) -> type:
     """The Detector class `create_detector(name)` returns, without building it (from the builder's return
     annotation; `SegmenterDetector` for segmenters)."""
-    import typing
-
     entry = get_entry(name)
     if entry.family == "segmenter":
         from models.segmenter_adapter import SegmenterDetector
 
         return SegmenterDetector
-    returned = typing.get_type_hints(entry.builder).get("return")
-    if returned is None:
-        raise TypeError(f"model {name!r}: its builder {entry.module}.{entry.builder.__name__} must annotate the "
-                        "Detector class it returns")
-    return returned
+    return _return_class(f"model {name!r}: builder {entry.module}.{entry.builder.__qualname__}", entry.builder)
 
 
 def uses_labels(name: str) -> bool:
