@@ -321,7 +321,7 @@ def _variants_child(args: argparse.Namespace) -> int:
     (so a time box that cuts the compile groups keeps the rows already measured)."""
     import torch
 
-    from bench.probes import ProbeSettings, macs_probe
+    from bench.measure import ProbeSettings, macs_probe
     from bench.quiet import install_stderr_filter
     from bench.variants import profile_variants
     from models import create_detector, get_entry

@@ -13,7 +13,7 @@ from bench.compare.findings import (CHANGED, DATA_CHANGE, FAILED, IMPROVEMENT, M
                                     NOT_COMPARABLE, NOT_JUDGED, ONLY_IN_BASE, ONLY_IN_NEW, REGRESSION, REPRODUCED,
                                     SKIPPED, WITHIN_NOISE)
 from bench.compare.render import to_markdown
-from bench.probes import REFERENCE_WORKLOAD
+from bench.measure import REFERENCE_WORKLOAD
 
 PROVENANCE = {"hostname": "vm", "cpu": "AMD EPYC", "cpu_count": 2, "gpu": "", "device": "cpu", "threads": 1,
               "python": "3.11.7", "torch": "2.14.1", "onnx": "1.23.0", "onnxruntime": "1.32.0",

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.probes import REFERENCE_WORKLOAD
+from bench.measure import REFERENCE_WORKLOAD
 
 PROVENANCE = {"hostname": "vm", "cpu": "AMD EPYC", "device": "cpu", "threads": 1, "torch": "2.14.1",
               "onnxruntime": "1.32.0", "git_sha": "0123456789abcdef"}

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.probes import ProbeSettings
+from bench.measure import ProbeSettings
 from bench.variants import (CPU_VARIANTS, PARITY_RTOL, VARIANTS, VariantUnavailable, calibrate_peaks, cpu_flags,
                             math_mode, parity, parse_variants, prepare_variant, profile_variants, roofline_for,
                             variant_probe)

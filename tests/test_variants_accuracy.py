@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from bench.metrics import compute_all
-from bench.probes import ProbeSettings
+from bench.measure import ProbeSettings
 from bench.variants import accuracy_deltas, calibration_images_from, evaluate_variants
 from models.base import Budget
 from models.segmenter_adapter import SegmenterDetector

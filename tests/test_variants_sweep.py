@@ -6,7 +6,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from bench.probes import ProbeSettings
+from bench.measure import ProbeSettings
 from bench.variants import batch_sweep, is_out_of_memory
 from bench.variants.ort_variants import OrtVariant
 from bench.variants.torch_variants import TorchVariant

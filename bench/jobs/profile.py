@@ -17,13 +17,13 @@ from typing import Callable, Iterator
 
 import torch
 
-from bench import probes
+from bench import measure
 from bench.failures import describe_failure
 from bench.jobs.common import build_detector, host, now
 from bench.plan import JobSpec
 
-MODEL_PROBES = [("params", probes.params_probe), ("size", probes.size_probe), ("macs", probes.macs_probe),
-                ("activation_estimate", probes.activation_estimate_probe)]
+MODEL_PROBES = [("params", measure.params_probe), ("size", measure.size_probe), ("macs", measure.macs_probe),
+                ("activation_estimate", measure.activation_estimate_probe)]
 
 _PEAKS: dict[tuple, dict] = {}
 
@@ -40,10 +40,10 @@ def device_peaks(device: torch.device, threads: int, precisions: set[str], secon
     return {p: v for p, v in peaks.items() if v is not None}
 
 
-def probe_settings(spec: JobSpec) -> probes.ProbeSettings:
+def probe_settings(spec: JobSpec) -> measure.ProbeSettings:
     workdir = Path(spec.run_dir) / "tmp"
     workdir.mkdir(parents=True, exist_ok=True)
-    settings = probes.ProbeSettings(device=torch.device(spec.device), threads=spec.threads, workdir=workdir,
+    settings = measure.ProbeSettings(device=torch.device(spec.device), threads=spec.threads, workdir=workdir,
                                     throughput_batch=spec.settings.get("throughput_batch", 16))
     return replace(settings, **spec.settings.get("probe", {}))
 
@@ -95,7 +95,7 @@ def run_profile(spec: JobSpec, progress: Callable[[str], None] | None = None) ->
         # and the variants must time and export the model as it was built.
         twin = build_detector(spec.model, spec.image_size, spec.seed, spec.settings).to(settings.device)
         try:
-            return probes.train_step_probe(twin, xx, masks, s)
+            return measure.train_step_probe(twin, xx, masks, s)
         finally:
             del twin
 

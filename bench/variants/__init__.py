@@ -20,12 +20,12 @@ Record columns of a variant row (besides the job's common columns):
   variant computes: TF32 on or off, autocast dtype, bf16 native or emulated, inductor, CUDA graphs, the
   quantisation format);
 - `latency_ms_p50/p90/p99/mean`, `latency_iqr_ratio`, `latency_n`, `latency_samples_ms` and whatever else
-  bench.probes.measure_latency returns (one batch of `batch_size` images); `latency_rounds` (interleaved
+  bench.measure.measure_latency returns (one batch of `batch_size` images); `latency_rounds` (interleaved
   rounds pooled);
 - `throughput_ips`, `throughput_batch`: images per second at `settings.throughput_batch` on the variant's
   main row; at `batch_size` (batch / p50) on batch-sweep rows;
 - `peak_infer_mb`: resident parameters and buffers + the allocator's measured peak during one call (torch:
-  bench.probes.measure_peak_bytes; CUDA graphs: the graph's private pool, since a replay allocates nothing);
+  bench.measure.measure_peak_bytes; CUDA graphs: the graph's private pool, since a replay allocates nothing);
   empty for ONNX Runtime, which exposes no allocation peak (a process RSS would mix in PyTorch's memory);
 - `onnx_mb`, `onnx_files`: the files of the variant's own graph (ONNX Runtime variants);
   `onnx_export_seconds` (the shared fp32 export), `quantisation` (int8 settings), `prepare_seconds`;

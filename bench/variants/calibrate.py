@@ -5,8 +5,8 @@ The run's `device_peak_gflops` is a plain fp32 matmul. A bf16/fp16/int8 variant 
 the variants use:
 - fp32, tf32, bf16, fp16: a square torch matmul in that dtype (fp32 with TF32 off, tf32 with it on), the
   best rate over `seconds` of repeated calls. The side doubles from 256 until one call takes a tenth of
-  `seconds`, up to 2048 on CPU (probes.calibrate_peak_gflops' size) and 8192 on CUDA with 10 matmuls per
-  timed call (so launch overhead does not hide the peak). Emulated bf16 on an AVX2 CPU runs at well under
+  `seconds`, up to 2048 on CPU and 8192 on CUDA with 10 matmuls per timed call (so launch overhead does not
+  hide the peak). Emulated bf16 on an AVX2 CPU runs at well under
   1 GFLOP/s: a fixed 2048 would take about a minute per call;
 - int8: ONNX Runtime's own integer GEMM (a one-node MatMulInteger graph, uint8 x int8 -> int32, the MLAS
   kernels behind the quantised convolutions) on CPU; `torch._int_mm` on CUDA.

@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from bench.probes import ProbeSettings
+from bench.measure import ProbeSettings
 from bench.variants.base import PreparedVariant, VariantUnavailable
 from bench.failures import first_line as _first_line
 from bench.variants.table import REFERENCE_VARIANT, VARIANTS, parse_variants, prepare_variant

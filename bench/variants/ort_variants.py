@@ -1,7 +1,7 @@
 """ONNX Runtime variants: fp32, int8 dynamic, int8 static (QDQ) and fp16 (CUDA execution provider only).
 
 One fp32 export per module, shared by the variants (`OnnxExports`): the torch.export-based exporter with
-the settings of probes.export_onnx (dynamo=True, opset from the settings, weights in an external data
+the settings of measure.export_onnx (dynamo=True, opset from the settings, weights in an external data
 file) plus a dynamic batch dimension, so that one graph serves the latency batch, the throughput batch,
 the batch sweep and the evaluation's last, smaller batch.
 
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.probes import ProbeSettings, export_onnx, ort_session
+from bench.measure import ProbeSettings, export_onnx, ort_session
 from bench.variants import quantise
 from bench.variants.base import Outputs, PreparedVariant, VariantUnavailable
 
@@ -43,7 +43,7 @@ _ORT_TYPES = {  # ONNX tensor type -> (torch dtype, numpy dtype)
 
 
 def export_dynamic_batch(module: nn.Module, example: torch.Tensor, out_dir: Path, opset: int) -> Path:
-    """probes.export_onnx with the batch dimension left dynamic (exported at batch >= 2: torch.export
+    """measure.export_onnx with the batch dimension left dynamic (exported at batch >= 2: torch.export
     specialises a dimension whose example size is 1)."""
     x = example if example.shape[0] >= 2 else example[:1].expand(2, *example.shape[1:]).contiguous()
     return export_onnx(module, x, out_dir, opset, dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))

@@ -18,7 +18,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from bench.probes import ProbeSettings, measure_latency, measure_throughput, summarise_latency
+from bench.measure import ProbeSettings, measure_latency, measure_throughput, summarise_latency
 from bench.variants.base import Outputs, PreparedVariant, VariantUnavailable
 from bench.variants.calibrate import roofline_for
 from bench.variants.parity import parity, reference_outputs

@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 
 from bench.failures import first_line as _first_line, is_out_of_memory
-from bench.probes import ProbeSettings, measure_latency
+from bench.measure import ProbeSettings, measure_latency
 from bench.variants.base import PreparedVariant
 from bench.variants.calibrate import roofline_for
 

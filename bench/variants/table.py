@@ -29,7 +29,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from bench.probes import ProbeSettings
+from bench.measure import ProbeSettings
 from bench.variants.base import PreparedVariant
 
 

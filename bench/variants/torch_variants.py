@@ -32,7 +32,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from bench.probes import ProbeSettings, measure_peak_bytes, resident_bytes
+from bench.measure import ProbeSettings, measure_peak_bytes, resident_bytes
 from bench.variants.base import Outputs, PreparedVariant, VariantUnavailable, as_outputs
 from bench.variants.mathmode import cpu_flags, fp32_math
 

@@ -3,7 +3,7 @@ this file is outside `make test`'s collection, which only takes test_*.py).
 
 One image of 64x64 (or the model's own input size where that is smaller), batch 1, on the CPU with
 DEFECTBENCH_BENCH_THREADS threads (default 1). pytest-benchmark times the rounds; before each round the
-reference workload of `bench.probes` is timed (B A B A), and each round's process CPU time is kept, in the
+reference workload of `bench.measure` is timed (B A B A), and each round's process CPU time is kept, in the
 benchmark's `extra_info`, so that `bench compare OLD.json NEW.json` (files saved with --benchmark-json or
 --benchmark-save-data) applies the same latency test as to two defectbench runs.
 """
@@ -27,10 +27,10 @@ def timed_with_reference(benchmark):
     reference workload runs (and is timed) before each round, and each round's CPU time is recorded."""
     import onnxruntime
 
-    from bench import probes
+    from bench import measure
 
     torch.set_num_threads(THREADS)
-    reference = probes.reference_workload(torch.device("cpu"))
+    reference = measure.reference_workload(torch.device("cpu"))
     cpu_ms, reference_ms, reference_cpu_ms = [], [], []
 
     def setup():
@@ -52,7 +52,7 @@ def timed_with_reference(benchmark):
         # bench compare reads these (bench/compare/load.py): the samples, and the provenance it needs
         benchmark.extra_info.update(cpu_samples_ms=cpu_ms[keep], reference_samples_ms=reference_ms[keep],
                                     reference_cpu_samples_ms=reference_cpu_ms[keep],
-                                    reference_workload=probes.REFERENCE_WORKLOAD, threads=THREADS, device="cpu",
+                                    reference_workload=measure.REFERENCE_WORKLOAD, threads=THREADS, device="cpu",
                                     torch=torch.__version__, onnxruntime=onnxruntime.__version__)
 
     return run

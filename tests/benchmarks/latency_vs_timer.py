@@ -1,4 +1,5 @@
-"""Does our latency probe agree with torch.utils.benchmark.Timer? (A benchmark, not a unit test.)
+"""Does the torch-fp32 variant's latency (as a profile run records it) agree with torch.utils.benchmark.Timer?
+(A benchmark, not a unit test.)
 
 Measures the same model, input and thread count in one process with both, alternating A B A B so that slow
 drift of a shared machine hits both alike, and prints the medians and their relative difference.
@@ -14,7 +15,8 @@ import numpy as np
 import torch
 from torch.utils import benchmark
 
-from bench.probes import ProbeSettings, latency_probe
+from bench.measure import ProbeSettings
+from bench.variants import profile_variants
 from models import create_detector
 
 
@@ -36,7 +38,7 @@ def main() -> None:
                              min_seconds=args.seconds, max_seconds=args.seconds * 2, throughput_batch=args.batch_size)
     ours, theirs = [], []
     for _ in range(args.rounds):
-        ours.append(latency_probe(module, x, settings)["latency_ms_p50"])
+        ours.append(profile_variants(module, x, ["torch-fp32"], settings)[0]["latency_ms_p50"])
         timer = benchmark.Timer(stmt="with torch.inference_mode(): module(x)", globals={"module": module, "x": x, "torch": torch},
                                 num_threads=args.threads)
         theirs.append(timer.blocked_autorange(min_run_time=args.seconds).median * 1e3)

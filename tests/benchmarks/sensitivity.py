@@ -1,5 +1,5 @@
 """Does `bench compare` flag a model made 30% slower, and leave one made 2% slower alone, when both sides are
-measured as a run measures them (separate processes, `bench.probes.measure_latency`, the reference workload
+measured as a run measures them (separate processes, `bench.measure.measure_latency`, the reference workload
 between the calls) on this shared machine? (A benchmark script, not a unit test.)
 
 The model is a test double: 50 identical convolution blocks; its slowed versions repeat the first 15 blocks
@@ -29,7 +29,8 @@ def measure(out: Path, extra: int, min_iters: int) -> None:
     import torch
     from torch import nn
 
-    from bench import probes, provenance
+    from bench import provenance
+    from bench.measure import ProbeSettings, measure_latency
 
     torch.set_num_threads(1)
 
@@ -47,10 +48,10 @@ def measure(out: Path, extra: int, min_iters: int) -> None:
             return x
 
     model, x = Blocks().eval(), torch.rand(1, 16, 32, 32)
-    settings = probes.ProbeSettings(threads=1, warmup=3, min_iters=min_iters, max_iters=200, min_seconds=0.5,
-                                    max_seconds=30.0)
+    settings = ProbeSettings(threads=1, warmup=3, min_iters=min_iters, max_iters=200, min_seconds=0.5,
+                             max_seconds=30.0)
     with torch.inference_mode():
-        record = probes.measure_latency(lambda: model(x), settings)
+        record = measure_latency(lambda: model(x), settings)
     record.update(suite="profile", model="blocks-double", variant="torch-fp32", device="cpu", image_size=32,
                   batch_size=1, threads=1, seed=0, status="ok", error="", params=sum(p.numel() for p in model.parameters()))
     prov = provenance.collect(torch.device("cpu"), 1, 0, sys.argv)

@@ -1,8 +1,12 @@
-"""Cost probes. Each probe measures one thing and returns a flat dict of named numbers, units in the names.
+"""How one thing is measured: the model-level cost probes, measured memory, the timing routine with its
+reference workload, and the ONNX export. The profile job runs the model-level probes once per model
+(bench/jobs/profile.py); the deployment variants (bench/variants/) time, measure and export each variant
+through the rest, so every latency and memory column of a record comes from the routines here.
 
-Signature: `probe(module, example_input, settings) -> dict`; `train_step_probe` takes the Detector, since a
-training step needs the model's own loss and optimiser. The profile job composes them (bench/jobs/profile.py).
+A probe is `probe(module, example_input, settings) -> dict`: a flat dict of named numbers, units in the names;
+`train_step_probe` takes the Detector, since a training step needs the model's own loss and optimiser.
 Definitions (also in the README's column list):
+- `params`, `trainable_params`: parameter counts.
 - `model_mb`: bytes of parameters + buffers / 1e6.
 - `gmacs`: multiply-accumulates of one forward pass of ONE image, in units of 1e9, counted by fvcore
   (a fused multiply-add = 1); where fvcore cannot trace the model, `torch.utils.flop_counter.FlopCounterMode`
@@ -11,35 +15,29 @@ Definitions (also in the README's column list):
   that has parameters, for the example batch; torchinfo counts them twice ("x2 for gradients"), so
   `fwd_bwd_mb_est` = 2 x `fwd_mb_est`. Modules without parameters (activations, pooling) are left out: an
   estimate, not a measurement.
-- `peak_infer_mb`, `peak_train_mb`: measured. Resident bytes (parameters + buffers, plus optimiser state
-  for training) + the allocator's peak above the pre-step baseline during one forward pass (inference)
-  or one steady-state training step (forward + backward + optimiser step). On CUDA the delta is
-  `max_memory_allocated - memory_allocated`; on CPU it is the running maximum of the allocation and free
-  events that the PyTorch profiler records (`profile_memory=True`).
-- ONNX: exported with the torch.export-based exporter (`dynamo=True`, opset 18), checked with
-  `onnx.checker`; `onnx_mb` counts every file the export wrote (the weights go to an external data file).
-  Parity: ONNX Runtime on the same input; `onnx_max_abs_diff` = max |ort - torch| over all outputs,
-  `onnx_rel_diff` = that / max |torch output|; `onnx_parity` = "pass" if max_abs_diff <= 1e-5 + 1e-3 *
-  max|torch output| (the PyTorch tutorial's rtol/atol, with the relative part taken against the output's
-  scale, since a pointwise relative test fails on values near zero).
-- Latency: `warmup` untimed calls, then single calls timed one by one (CUDA events on GPU, after a
-  synchronise) until at least `min_iters` samples and `min_seconds` of timing, at most `max_iters`.
+- `peak_train_mb` (and the variants' `peak_infer_mb`): measured. Resident bytes (parameters + buffers, plus
+  optimiser state for training) + the allocator's peak above the pre-step baseline (`measure_peak_bytes`)
+  during one steady-state training step (forward + backward + optimiser step) or one forward pass. On CUDA the
+  delta is `max_memory_allocated - memory_allocated`; on CPU it is the running maximum of the allocation and
+  free events that the PyTorch profiler records (`profile_memory=True`).
+- Latency (`measure_latency`): `warmup` untimed calls, then single calls timed one by one (CUDA events on GPU,
+  after a synchronise) until at least `min_iters` samples and `min_seconds` of timing, at most `max_iters`.
   Percentiles over the samples; `latency_iqr_ratio` = IQR / median (timm and torch.utils.benchmark warn
-  above 0.1). `throughput_ips`: images per second at `throughput_batch`, from the median batch time.
+  above 0.1). `measure_throughput`: images per second at a batch, from the median batch time.
 - Reference workload (what `bench compare` cancels machine drift with, docs/compare.md): after every timed
   call, a fixed small convolution stack (`reference_workload`, ~1.5 ms on one core of this VM) is timed
   too, A B A B, so both see the same machine at the same moment: `reference_ms_p50`,
   `reference_samples_ms`. On a CPU device each call's process CPU time is kept beside its wall time
   (`latency_cpu_samples_ms`, `reference_cpu_samples_ms`): time the process spent descheduled (other
   processes on a shared machine) is in the wall time and not in the CPU time.
-- Roofline: `achieved_gflops` = 2 x MACs of the batch / p50 latency; `peak_fraction` = that over the
-  device's fp32 matmul peak, calibrated once per run (`calibrate_peak_gflops`).
+- ONNX: `export_onnx` writes a graph with the torch.export-based exporter (`dynamo=True`, the settings' opset,
+  weights in an external data file); `ort_session` opens it with the run's thread count. The ONNX Runtime
+  variants' files, parity and roofline columns are theirs (bench/variants/ort_variants.py, parity.py, peaks.py).
 """
 from __future__ import annotations
 
 import logging
 import math
-import shutil
 import tempfile
 import time
 import warnings
@@ -54,6 +52,9 @@ from torch import nn
 
 @dataclass
 class ProbeSettings:
+    """How a measurement is made: device and threads, the timing loop's limits, the training-step count, the
+    ONNX opset and where exports go. A suite overrides fields through its probe settings (bench/config.py)."""
+
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     threads: int = 1
     warmup: int = 10
@@ -65,8 +66,6 @@ class ProbeSettings:
     throughput_batch: int = 16
     train_iters: int = 5
     opset: int = 18
-    parity_rtol: float = 1e-3
-    parity_atol: float = 1e-5
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="defectbench-")))
     keep_onnx: bool = False
     reference: bool = True  # time the reference workload between the calls of every latency measurement
@@ -165,13 +164,6 @@ def measure_peak_bytes(step: Callable[[], Any], device: torch.device) -> int:
     events.sort(key=lambda e: e.start_ns())
     running = np.cumsum([e.nbytes() for e in events]) if events else np.zeros(1)
     return int(max(running.max(), 0))
-
-
-def peak_infer_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
-    with torch.inference_mode():
-        module(x)  # first-call allocations (lazy init, workspaces) are not the steady state
-        peak = measure_peak_bytes(lambda: module(x), s.device)
-    return {"peak_infer_mb": (resident_bytes(module) + peak) / 1e6}
 
 
 def _optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
@@ -285,7 +277,7 @@ _REFERENCES: dict[str, Callable[[], Any]] = {}
 
 
 def reference_workload(device: torch.device) -> Callable[[], Any]:
-    """A fixed calibration workload on `device`: three 3x3 convolutions (3->16->16, pool, 16->32 channels)
+    """A fixed reference workload on `device`: three 3x3 convolutions (3->16->16, pool, 16->32 channels)
     with ReLUs on one 64x64 image, 16 million multiply-accumulates; about 1.5 ms on one core of this VM.
     Convolutions because the measured models are mostly convolutions: a workload of the same kind slows
     down with them when a neighbour competes for the core's units and caches (docs/compare.md)."""
@@ -361,14 +353,6 @@ def measure_throughput(fn: Callable[[], Any], batch: int, s: ProbeSettings, devi
     return {"throughput_ips": batch / (float(np.median(samples)) / 1e3), "throughput_batch": batch}
 
 
-def latency_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
-    with torch.inference_mode():
-        record = measure_latency(lambda: module(x), s)
-        big = x[:1].expand(s.throughput_batch, *x.shape[1:]).contiguous()
-        record.update(measure_throughput(lambda: module(big), s.throughput_batch, s))
-    return record
-
-
 # -- ONNX -----------------------------------------------------------------------------------------------
 def export_onnx(module: nn.Module, x: torch.Tensor, out_dir: Path, opset: int, dynamic_shapes=None) -> Path:
     """`module` exported with torch.export's ONNX exporter into out_dir/model.onnx (+ its external weights).
@@ -405,85 +389,3 @@ def ort_session(path: Path, s: ProbeSettings):
     if s.device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
     return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-
-
-def onnx_probe(module: nn.Module, x: torch.Tensor, s: ProbeSettings) -> dict:
-    """Export, check, measure the files, compare ONNX Runtime with PyTorch, and time ONNX Runtime."""
-    out_dir = Path(tempfile.mkdtemp(prefix="onnx-", dir=s.workdir))
-    if x.device.type != "cpu":
-        # Export and compare on a CPU copy: the fp32 reference must not carry CUDA's TF32 convolutions.
-        import copy
-
-        module, x = copy.deepcopy(module).cpu(), x.cpu()
-    try:
-        return _onnx_measure(module, x, out_dir, s)
-    finally:  # a failed export or session must not leave its files in RUN/tmp
-        if not s.keep_onnx:
-            shutil.rmtree(out_dir, ignore_errors=True)
-
-
-def _onnx_measure(module: nn.Module, x: torch.Tensor, out_dir: Path, s: ProbeSettings) -> dict:
-    import onnx
-
-    path = export_onnx(module, x, out_dir, s.opset)
-    onnx.checker.check_model(str(path))  # by path, so external data is checked too
-    onnx_bytes = sum(f.stat().st_size for f in out_dir.iterdir() if f.is_file())
-    session = ort_session(path, s)
-    feed_name = session.get_inputs()[0].name
-    feed = {feed_name: x.detach().cpu().numpy()}
-    ort_out = session.run(None, feed)
-    with torch.no_grad():
-        ref = [t.detach().float().cpu().numpy() for t in _outputs(module(x))]
-    if len(ref) != len(ort_out):
-        raise RuntimeError(f"ONNX graph gives {len(ort_out)} outputs, PyTorch {len(ref)}")
-    max_abs = max(float(np.max(np.abs(r - o))) if r.size else 0.0 for r, o in zip(ref, ort_out))
-    scale = max(float(np.max(np.abs(r))) if r.size else 0.0 for r in ref)
-    passed = max_abs <= s.parity_atol + s.parity_rtol * scale
-    record = {
-        "onnx_mb": onnx_bytes / 1e6,
-        "onnx_files": len([f for f in out_dir.iterdir() if f.is_file()]),
-        "onnx_max_abs_diff": max_abs,
-        "onnx_rel_diff": max_abs / scale if scale > 0 else max_abs,
-        "onnx_parity": "pass" if passed else "fail",
-        "ort_provider": session.get_providers()[0],
-        **measure_latency(lambda: session.run(None, feed), s, prefix="ort_latency", device=torch.device("cpu")),
-    }
-    del session
-    return record
-
-
-# -- roofline -----------------------------------------------------------------------------------------
-def calibrate_peak_gflops(device: torch.device, n: int = 2048, seconds: float = 1.0) -> float:
-    """Best fp32 matmul rate the device reaches with the current thread setting, in GFLOP/s."""
-    a = torch.rand(n, n, device=device)
-    b = torch.rand(n, n, device=device)
-    best = 0.0
-    torch.mm(a, b)
-    _sync(device)
-    started = time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        _sync(device)
-        best = max(best, 2 * n**3 / (time.perf_counter() - t0) / 1e9)
-    return best
-
-
-def roofline(record: dict, batch_size: int, peak_gflops: float) -> dict:
-    p50 = record.get("latency_ms_p50")
-    gmacs = record.get("gmacs")
-    if p50 is None or gmacs is None or not p50:
-        return {}
-    achieved = 2 * gmacs * batch_size / (p50 / 1e3)
-    return {"achieved_gflops": achieved, "peak_fraction": achieved / peak_gflops, "device_peak_gflops": peak_gflops}
-
-
-PROFILE_PROBES: list[tuple[str, Callable[[nn.Module, torch.Tensor, ProbeSettings], dict]]] = [
-    ("params", params_probe),
-    ("size", size_probe),
-    ("macs", macs_probe),
-    ("activation_estimate", activation_estimate_probe),
-    ("peak_infer", peak_infer_probe),
-    ("latency", latency_probe),
-    ("onnx", onnx_probe),
-]
