@@ -40,7 +40,7 @@ lock:
 
 .PHONY: regress regress-baseline bench-pytest
 
-# The CI regression gate: rerun the small run behind benchmarks/baseline/ and `bench compare` it (docs/compare.md).
+# The CI regression gate: rerun the small run behind benchmarks/baseline/ and `bench compare` it (docs/design/compare.md).
 regress: $(STAMP)
 	PY=$(PY) benchmarks/regress.sh check
 

@@ -142,7 +142,7 @@ def run_cmd(
     executor: str = typer.Option("process", help="process (each job in a child process) | inline | ray"),
     job_timeout: Optional[float] = typer.Option(None, help="seconds a job may run before it is killed (default per suite)"),
     job_memory_mb: Optional[float] = typer.Option(None, help="CPU memory a job may add, in MB (process and ray executors)"),
-    ray_address: Optional[str] = typer.Option(None, help="an existing Ray cluster's GCS address HOST:6379 (default: $RAY_ADDRESS, else a new local instance); see docs/ray.md"),
+    ray_address: Optional[str] = typer.Option(None, help="an existing Ray cluster's GCS address HOST:6379 (default: $RAY_ADDRESS, else a new local instance); see docs/design/ray.md"),
     plugin: Optional[list[Path]] = typer.Option(None, help="a Python file registering models; repeatable"),
     dataset: str = typer.Option("synthetic", help="synthetic | mvtec | btad | folder"),
     data_root: Optional[Path] = typer.Option(None, help="dataset root (not needed for synthetic)"),

@@ -1,4 +1,4 @@
-"""`bench ab BASE_REF [--new REF] [bench run options]`: an A/B run on this machine (bench/ab/, docs/compare.md)."""
+"""`bench ab BASE_REF [--new REF] [bench run options]`: an A/B run on this machine (bench/ab/, docs/design/compare.md)."""
 from __future__ import annotations
 
 from pathlib import Path

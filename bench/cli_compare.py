@@ -1,4 +1,4 @@
-"""`bench compare BASE NEW`: the regression gate (bench/compare/, docs/compare.md)."""
+"""`bench compare BASE NEW`: the regression gate (bench/compare/, docs/design/compare.md)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -24,7 +24,7 @@ Definitions (also in the README's column list):
   after a synchronise) until at least `min_iters` samples and `min_seconds` of timing, at most `max_iters`.
   Percentiles over the samples; `latency_iqr_ratio` = IQR / median (timm and torch.utils.benchmark warn
   above 0.1). `measure_throughput`: images per second at a batch, from the median batch time.
-- Reference workload (what `bench compare` cancels machine drift with, docs/compare.md): after every timed
+- Reference workload (what `bench compare` cancels machine drift with, docs/design/compare.md): after every timed
   call, a fixed small convolution stack (`reference_workload`, ~1.5 ms on one core of this VM) is timed
   too, A B A B, so both see the same machine at the same moment: `reference_ms_p50`,
   `reference_samples_ms`. On a CPU device each call's process CPU time is kept beside its wall time
@@ -280,7 +280,7 @@ def reference_workload(device: torch.device) -> Callable[[], Any]:
     """A fixed reference workload on `device`: three 3x3 convolutions (3->16->16, pool, 16->32 channels)
     with ReLUs on one 64x64 image, 16 million multiply-accumulates; about 1.5 ms on one core of this VM.
     Convolutions because the measured models are mostly convolutions: a workload of the same kind slows
-    down with them when a neighbour competes for the core's units and caches (docs/compare.md)."""
+    down with them when a neighbour competes for the core's units and caches (docs/measurements/latency-gate.md)."""
     key = str(device)
     if key not in _REFERENCES:
         with torch.random.fork_rng(devices=[]):  # built without touching the run's random state

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CI regression gate (docs/compare.md). Two checks, both with `bench compare`'s rules:
+# The CI regression gate (docs/design/compare.md). Two checks, both with `bench compare`'s rules:
 #
 # 1. A/B on this machine (`bench ab`): BASE's code (the commit the committed baseline was recorded at, or
 #    REGRESS_BASE_REF) and NEW's (the working tree) run the gate's two runs job by job, interleaved, each side

@@ -576,7 +576,7 @@ def test_new_repeats_must_be_the_same_code(tmp_path):
 
 
 def test_confirmation_by_simulation_cuts_false_alarms_and_keeps_most_real_slowdowns():
-    """Runs drawn as this machine's drift makes them (docs/compare.md: the normalised median of the same code
+    """Runs drawn as this machine's drift makes them (docs/measurements/latency-gate.md: the normalised median of the same code
     varies about 6% between runs; 3% between calls): 5 BASE repeats against one NEW run, and the rows that
     fail against a second, independent NEW run as well."""
     from bench.compare.latency import decide

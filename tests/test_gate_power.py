@@ -33,7 +33,7 @@ BUGS = {
                         "        targets = 1.0 - torch.maximum(masks.to(masks_synth.dtype), masks_synth)"),
     # U-Net's eager forward computed twice (a leftover debug call; not while exporting or tracing, so graphs,
     # sizes and MACs are unchanged): twice the CPU time. A 30% slowdown is what the gate is sized for, and it is
-    # measured that way (docs/compare.md), but not here: inside make test the other core runs the other test
+    # measured that way (docs/measurements/latency-gate.md), but not here: inside make test the other core runs the other test
     # worker, a call's CPU time then spreads by 15-20% between neighbouring calls on this 2-vCPU VM, and 10-25
     # calls a side found +30% in 7 of 9 tries here (p = 0.026 in a fresh-clone make test; 2 of 3 beside a CPU
     # burner): a test that fails one run in five blocks everyone's landing

@@ -2,7 +2,7 @@
 
 A change counts when the Mann-Whitney U test finds it significant (p < alpha) AND the median moved by more
 than the effect size (--latency-effect), as asv and benchstat decide. Both look at per-call samples; what
-those samples are depends on what the two records carry (docs/compare.md has the measurements behind this):
+those samples are depends on what the two records carry (docs/measurements/latency-gate.md has the measurements behind this):
 
 - `cpu/reference`: each call's process CPU time divided by the run's median CPU time of the reference
   workload timed between the calls. CPU time leaves out the time other processes held the core; the
@@ -230,7 +230,7 @@ def compare_latency(job: str, bases: list[tuple[dict, dict]], news: list[tuple[d
     why_not = "" if gate else "the runs come from different machines or thread counts"
     if gate and busier_than_base and not outlasts_reference(a_all, basis):
         # Calls shorter than the reference slow down with a busier machine's cold caches where the reference
-        # does not (pixel_stats' normalised time moved 9-15% between runs, U-Net's 6%: docs/compare.md).
+        # does not (pixel_stats' normalised time moved 9-15% between runs, U-Net's 6%: docs/measurements/latency-gate.md).
         why_not = busier_than_base + ("" if basis != WALL else ", and there is no reference to normalise by") + \
             ("; this call is shorter than the reference workload" if basis != WALL else "")
     if gate and paired and shorter_than_reference(a_all):
