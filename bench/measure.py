@@ -5,7 +5,7 @@ through the rest, so every latency and memory column of a record comes from the 
 
 A probe is `probe(module, example_input, settings) -> dict`: a flat dict of named numbers, units in the names;
 `train_step_probe` takes the Detector, since a training step needs the model's own loss and optimiser.
-Definitions (also in the README's column list):
+Definitions (also in docs/design/architecture.md's column table):
 - `params`, `trainable_params`: parameter counts.
 - `model_mb`: bytes of parameters + buffers / 1e6.
 - `gmacs`: multiply-accumulates of one forward pass of ONE image, in units of 1e9, counted by fvcore
