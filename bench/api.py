@@ -16,7 +16,7 @@ import pandas as pd
 
 from bench import results
 from bench.config import DEFAULT_VARIANTS, RunConfig
-from bench.plan import JobSpec
+from bench.jobs.spec import JobSpec
 from bench.progress import RunProgress
 from bench.validate import UsageError
 

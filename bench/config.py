@@ -127,6 +127,9 @@ SUITE_TRAIN_MINUTES = {"all": [0.3]}
 SUITE_SYNTHETIC_CATEGORIES = {"all": ["fabric", "nut"]}
 # The authors' protocol keeps its constant learning rate; the CPU suites decay it to zero at the budget's end.
 SUITE_SCHEDULE = {"paper": "constant"}
+# The test-set intervals every accuracy record carries (bench/intervals.py); part of an accuracy job's identity.
+# The resampling seed is fixed: the same test set gets the same resamples, so variants' deltas are paired.
+CI_SETTINGS = {"level": 0.95, "resamples": 10_000, "seed": 0}
 
 
 def image_size_for(cfg: RunConfig, model: str) -> int:

@@ -13,7 +13,8 @@ from pathlib import Path
 from bench import results
 from bench.config import RunConfig
 from bench.jobs.accuracy import stage_name
-from bench.plan import JobSpec, file_digest, job_timeout_for
+from bench.jobs.spec import JobSpec
+from bench.plan import file_digest, job_timeout_for
 from bench.validate import UsageError
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.plan import JobSpec
+from bench.jobs.spec import JobSpec
 
 
 def _earlier_seconds(existing: dict[str, dict]) -> dict[tuple, list[float]]:

@@ -1,23 +1,18 @@
-"""Planning: a run becomes a list of job specs (plain, serialisable data) before anything is measured.
-
-A job's identity covers every setting that changes its result (sizes, seed, threads, device, epochs, schedule,
-stages, probe settings, variants, `--model-arg`, the bytes of weight and plugin files ...): `settings_hash`.
-Its `job_id` is a readable prefix plus the first 10 hex digits of that hash, so `--resume` reuses a record only
-when it was made with the same settings, and two suites that measure differently never share an id.
+"""Planning: a run becomes a list of job specs (plain, serialisable data, bench/jobs/spec.py) before anything
+is measured. Each suite's settings go into the spec of each of its jobs, so that a job's identity (its
+`settings_hash`) covers every setting that changes its result: sizes, seed, threads, device, epochs, schedule,
+stages, probe settings, variants, `--model-arg`, the bytes of weight and plugin files ...
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import config
 from bench.config import RunConfig
-
-HASH_DIGITS = 10
+from bench.jobs.spec import JobSpec
 
 
 def file_digest(path: str | Path) -> str:
@@ -31,90 +26,6 @@ def file_digest(path: str | Path) -> str:
 
 def _stage_value(minutes: float) -> float | None:
     return minutes if math.isfinite(minutes) else None
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """One unit of work. `kind` is `profile` (one model's cost, one record per variant and batch size) or
-    `accuracy` (one model trained on one category with one seed, one record per stage and variant)."""
-
-    kind: str
-    suite: str
-    model: str
-    family: str
-    device: str
-    threads: int
-    seed: int
-    image_size: int
-    batch_size: int
-    run_dir: str
-    dataset: str = ""
-    data_root: str = ""
-    category: str = ""
-    stages: tuple = ()  # minutes after which to evaluate; None = until the epoch budget
-    settings: dict = field(default_factory=dict)  # everything else that changes the result
-    plugins: tuple = ()  # plugin files every worker imports before running the job
-    timeout: float = math.inf  # seconds; the executor kills the job after this
-    mode: str = "train"  # or "eval_only": evaluate the checkpoints the same job wrote before
-    previous: dict = field(default_factory=dict)  # eval_only: stage name -> the training facts recorded then
-
-    def identity(self) -> dict:
-        """What the result depends on (the run folder, the timeout and plugin paths do not change it)."""
-        keep = asdict(self)
-        for key in ("run_dir", "timeout", "plugins", "suite", "data_root", "mode", "previous"):  # data: settings["data"]
-            keep.pop(key)
-        return keep
-
-    @property
-    def settings_hash(self) -> str:
-        text = json.dumps(self.identity(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    @property
-    def prefix(self) -> str:
-        """The readable part of the id: what a user looks for in `records/`."""
-        from bench.results import job_id
-
-        if self.kind == "profile":
-            return job_id("profile", self.model, f"{self.image_size}px", f"b{self.batch_size}", self.device)
-        return job_id("accuracy", self.model, self.dataset, self.category or "root", f"{self.image_size}px",
-                      f"seed{self.seed}")
-
-    @property
-    def job_id(self) -> str:
-        return f"{self.prefix}__{self.settings_hash[:HASH_DIGITS]}"
-
-    def base_record(self) -> dict:
-        """The keys every record of this job starts with."""
-        record = {"job_id": self.job_id, "settings_hash": self.settings_hash[:HASH_DIGITS], "suite": self.kind,
-                  "model": self.model, "family": self.family, "variant": "torch-fp32", "dataset": self.dataset,
-                  "category": self.category, "device": self.device, "image_size": self.image_size,
-                  "batch_size": self.batch_size, "threads": self.threads, "seed": self.seed}
-        record["settings"] = dict(self.settings)
-        return record
-
-    def outputs(self) -> list[dict]:
-        """One stub per record the job is expected to write: what a failed job's records are made of."""
-        variants = self.settings.get("variants") or ["torch-fp32"]
-        if self.kind == "profile":
-            return [{"variant": v} for v in variants]
-        accuracy_variants = self.settings.get("accuracy_variants") or ["torch-fp32"]
-        return [{"train_minutes": m, "variant": v} for m in self.stages for v in accuracy_variants]
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["stages"] = list(self.stages)
-        data["plugins"] = list(self.plugins)
-        data["timeout"] = None if math.isinf(self.timeout) else self.timeout
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "JobSpec":
-        data = dict(data)
-        data["stages"] = tuple(data.get("stages") or ())
-        data["plugins"] = tuple(data.get("plugins") or ())
-        data["timeout"] = math.inf if data.get("timeout") is None else float(data["timeout"])
-        return cls(**data)
 
 
 # -- time limits -------------------------------------------------------------------------------------------
@@ -169,8 +80,6 @@ def profile_settings(cfg: RunConfig, name: str, accepted: set[str]) -> dict:
 
 
 def accuracy_settings(cfg: RunConfig, name: str, accepted: set[str], stages: list[float]) -> dict:
-    from bench.jobs.accuracy import CI_SETTINGS
-
     # The default variants are the profile's; variants given on a training suite are evaluated after training
     # too (not with --labelled-defects: each fold is its own model, and the deltas would mix them).
     chosen = list(cfg.variants) != list(config.DEFAULT_VARIANTS) and cfg.labelled_defects is None
@@ -179,7 +88,7 @@ def accuracy_settings(cfg: RunConfig, name: str, accepted: set[str], stages: lis
                 "train_batch_size": cfg.train_batch_size, "gallery_size": cfg.gallery_size,
                 "labelled_defects": cfg.labelled_defects,
                 "folds": cfg.folds if cfg.labelled_defects is not None else None,
-                "accuracy_variants": accuracy_variants, "intervals": dict(CI_SETTINGS),
+                "accuracy_variants": accuracy_variants, "intervals": dict(config.CI_SETTINGS),
                 "model_args": {k: v for k, v in cfg.model_args.items() if k in accepted}}
     settings.update({k: v for k, v in _weight_settings(cfg).items() if k in accepted})
     source = model_source(name)

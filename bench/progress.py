@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import time
 
-from bench.plan import JobSpec
+from bench.jobs.spec import JobSpec
 
 
 def _label(spec: JobSpec) -> str:

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from bench import api, results
-from bench.plan import JobSpec
+from bench.jobs.spec import JobSpec
 
 PLUGIN = str(Path(__file__).parent / "plugins" / "tiny_models.py")
 PROFILE_COLUMNS = ["params", "trainable_params", "gmacs", "mac_counter", "model_mb", "fwd_bwd_mb_est",

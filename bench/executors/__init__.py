@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Callable, Protocol
 
 from bench.jobs.common import now
-from bench.plan import JobSpec
+from bench.jobs.spec import JobSpec
 
 OnRecord = Callable[[JobSpec, dict], None]
 OnDone = Callable[[JobSpec], None]

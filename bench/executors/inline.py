@@ -6,7 +6,7 @@ import time
 from bench.executors import OnDone, OnProgress, OnRecord, failure_records
 from bench.jobs import run_job
 from bench.failures import first_line
-from bench.plan import JobSpec
+from bench.jobs.spec import JobSpec
 from bench.quiet import filtered_stderr
 
 

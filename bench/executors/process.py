@@ -32,7 +32,7 @@ import warnings
 from dataclasses import dataclass
 
 from bench.executors import OnDone, OnProgress, OnRecord, failure_records
-from bench.plan import JobSpec
+from bench.jobs.spec import JobSpec
 
 POLL_SECONDS = 0.5
 STARTUP_SECONDS = 600.0  # a worker that has not taken its job by then (imports hung) fails the job

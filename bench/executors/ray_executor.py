@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.executors import OnDone, OnProgress, OnRecord, failure_records
-from bench.plan import JobSpec
+from bench.jobs.spec import JobSpec
 from bench.validate import UsageError
 
 TIMING_RESOURCE = "defectbench_timing"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from bench.plan import JobSpec
+from bench.jobs.spec import JobSpec
 
 
 def prepare_worker(spec: JobSpec) -> None:

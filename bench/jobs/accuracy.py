@@ -17,12 +17,9 @@ import numpy as np
 import torch
 
 from bench.failures import first_line
-from bench.jobs.common import build_detector, host, now
-from bench.plan import JobSpec
+from bench.jobs.common import build_detector, host, now, probe_settings
+from bench.jobs.spec import JobSpec
 
-# The test-set intervals every accuracy record carries (bench/intervals.py); part of the job's identity. The
-# resampling seed is fixed: the same test set gets the same resamples, so variants' deltas are paired.
-CI_SETTINGS = {"level": 0.95, "resamples": 10_000, "seed": 0}
 TRAINING_FACTS = ("train_seconds", "epochs", "steps", "final_loss", "stopped_by", "schedule")
 NO_EPOCH_CAP = 10**9
 
@@ -127,7 +124,6 @@ def variant_records(spec: JobSpec, detector, test_set, train_set, fp32: dict, ev
     or --suite deploy): the variant's metrics with their intervals, and its deltas against torch-fp32 with a
     paired interval (the same resampled test images for both)."""
     from bench.intervals import paired_delta_intervals
-    from bench.jobs.profile import probe_settings
     from bench.variants import calibration_images_from, evaluate_variants
 
     settings = spec.settings

@@ -11,7 +11,6 @@ import gc
 import os
 import time
 import traceback
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -19,8 +18,8 @@ import torch
 
 from bench import measure
 from bench.failures import describe_failure
-from bench.jobs.common import build_detector, host, now
-from bench.plan import JobSpec
+from bench.jobs.common import build_detector, host, now, probe_settings
+from bench.jobs.spec import JobSpec
 
 MODEL_PROBES = [("params", measure.params_probe), ("size", measure.size_probe), ("macs", measure.macs_probe),
                 ("activation_estimate", measure.activation_estimate_probe)]
@@ -38,14 +37,6 @@ def device_peaks(device: torch.device, threads: int, precisions: set[str], secon
             peak = calibrate_peak(device, precision, threads=threads, seconds=seconds)
             peaks[precision] = peak
     return {p: v for p, v in peaks.items() if v is not None}
-
-
-def probe_settings(spec: JobSpec) -> measure.ProbeSettings:
-    workdir = Path(spec.run_dir) / "tmp"
-    workdir.mkdir(parents=True, exist_ok=True)
-    settings = measure.ProbeSettings(device=torch.device(spec.device), threads=spec.threads, workdir=workdir,
-                                    throughput_batch=spec.settings.get("throughput_batch", 16))
-    return replace(settings, **spec.settings.get("probe", {}))
 
 
 def example_inputs(spec: JobSpec, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
