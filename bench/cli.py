@@ -15,6 +15,7 @@ import typer
 from bench.cli_ab import ab_cmd
 from bench.cli_compare import compare_cmd
 from bench.cli_data import data_app
+from bench.cli_line import line_cmd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="defectbench: accuracy and cost of anomaly detectors, side by side.")
@@ -23,6 +24,7 @@ app.add_typer(list_app, name="list")
 app.add_typer(data_app, name="data")
 app.command("compare")(compare_cmd)
 app.command("ab", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(ab_cmd)
+app.command("line")(line_cmd)
 
 
 def _split(value: Optional[str]) -> Optional[list[str]]:

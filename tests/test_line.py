@@ -1,0 +1,158 @@
+"""The line scenario (bench/line.py) against queueing theory, with a plugin model of known service time.
+
+No absolute time limits: the model sleeps a known time S (tests/plugins/line_models.py), so what the generator
+and the search find is checked as ratios to what was asked and to what theory predicts from S.
+"""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+from typer.testing import CliRunner
+
+from bench.cli import app
+from bench.line import (BatchPolicy, LineSettings, arrival_schedule, find_sustainable_rate, line_scenario, run_trial,
+                        trial_record)
+from bench.pipeline import PipelineSettings
+
+PLUGIN = str(Path(__file__).parent / "plugins" / "line_models.py")
+SMALL_FRAMES = PipelineSettings(camera_size="32x32", frames=2)
+
+
+def inter_arrival_cv(times: np.ndarray) -> float:
+    gaps = np.diff(times)
+    return float(gaps.std() / gaps.mean())
+
+
+def realised_rate(times: np.ndarray) -> float:
+    return (len(times) - 1) / float(times[-1] - times[0])
+
+
+@pytest.mark.parametrize("process, cv", [("periodic", 0.0), ("poisson", 1.0)])
+def test_the_schedule_has_the_rate_and_variability_asked_for(process, cv):
+    schedule = arrival_schedule(250.0, 80.0, process, seed=3)  # 20,000 arrivals
+    assert len(schedule) == 20_000
+    assert realised_rate(schedule) == pytest.approx(250.0, rel=0.01)
+    assert inter_arrival_cv(schedule) == pytest.approx(cv, abs=0.02)
+    if process == "poisson":  # exponential gaps: Kolmogorov-Smirnov against Exp(rate) does not reject
+        assert stats.kstest(np.diff(schedule) * 250.0, "expon").pvalue > 0.01
+        assert np.array_equal(schedule, arrival_schedule(250.0, 80.0, process, seed=3))  # seeded
+        assert not np.array_equal(schedule, arrival_schedule(250.0, 80.0, process, seed=4))
+
+
+@pytest.mark.parametrize("process, cv", [("periodic", 0.0), ("poisson", 1.0)])
+def test_the_generator_issues_parts_on_schedule(process, cv):
+    rate = 200.0  # a 5 ms mean gap; 400 parts
+    schedule = arrival_schedule(rate, 2.0, process, seed=1)
+    served = []
+    trial = run_trial(served.extend, schedule, BatchPolicy(), deadline_ms=50.0)
+    assert sorted(served) == list(range(len(schedule)))  # every part served once
+    issued = trial.issued
+    assert realised_rate(issued) == pytest.approx(realised_rate(trial.scheduled), rel=0.01)
+    assert realised_rate(issued) == pytest.approx(rate, rel=0.01 if process == "periodic" else 0.05)
+    assert inter_arrival_cv(issued) == pytest.approx(cv, abs=0.1)
+    lateness = issued - trial.scheduled
+    assert np.all(lateness >= 0) and np.median(lateness) < 0.1 / rate  # within a tenth of a gap
+
+
+def test_dynamic_batching_forms_batches_and_waits_at_most_max_wait():
+    batches = []
+    schedule = arrival_schedule(100.0, 1.0, "periodic")
+    trial = run_trial(lambda parts: batches.append(list(parts)), schedule, BatchPolicy(4, 35.0), deadline_ms=100.0)
+    assert max(len(b) for b in batches) == 4 and sum(len(b) for b in batches) == len(schedule)
+    assert [p for b in batches for p in b] == list(range(len(schedule)))  # in arrival order
+    # periodic 10 ms gaps, a 35 ms wait: four parts are waiting when the first has waited 30 ms
+    latency = trial.latencies_ms[: 4 * (len(schedule) // 4)].reshape(-1, 4)
+    assert np.median(latency[:, 0]) == pytest.approx(30.0, abs=5.0)
+    assert np.all(latency[:, 0] < 35.0 + 10.0)
+
+
+def test_the_search_brackets_then_bisects_and_stops_by_itself():
+    capacity = 37.0  # a fake trial: passes at or below this rate
+
+    def trial_at(rate):
+        return {"rate_hz": rate, "passed": rate <= capacity}
+
+    search = find_sustainable_rate(trial_at, 10.0, LineSettings(max_trials=30, tolerance=0.01, growth=1.5))
+    assert capacity / 1.01 <= search.rate_hz <= capacity
+    assert len(search.trials) < 30 and "within 1%" in search.decision
+    capped = find_sustainable_rate(trial_at, 10.0, LineSettings(max_trials=3, growth=1.5))
+    assert len(capped.trials) == 3 and capped.rate_hz == 22.5 and "--max-trials 3 reached" in capped.decision
+    none = find_sustainable_rate(lambda rate: {"passed": False}, 10.0, LineSettings(max_trials=4))
+    assert none.rate_hz is None and "no rate passed" in none.decision
+
+
+def test_periodic_batch_1_sustains_1_over_s_and_misses_rise_beyond_it():
+    """D/D/1: periodic arrivals, deterministic service S, deadline D > S. Below 1/S every part waits for
+    nothing (latency S); above it part k waits k (S - 1/r), so at 1.2/S part k misses once k > (D - S) 6 / S."""
+    sleep_ms, deadline_ms = 20.0, 40.0
+    frame = line_scenario("line_sleep", model_args={"service_ms": sleep_ms}, plugins=[PLUGIN],
+                          pipeline_settings=SMALL_FRAMES,
+                          line=LineSettings(deadline_ms=deadline_ms, seconds=1.5, max_trials=8, checks=(0.8, 1.2)))
+    # S is the sleep plus the pipeline around it (decoding 32x32 frames, the torch call): measured, ~4% here
+    service_ms = frame["service_ms_estimate"].iloc[0]
+    assert sleep_ms <= service_ms < 1.1 * sleep_ms
+    found = frame["sustainable_rate_hz"].iloc[0]
+    assert found * service_ms / 1e3 == pytest.approx(1.0, abs=0.05)
+    assert found * sleep_ms / 1e3 == pytest.approx(1.0, abs=0.1)
+    search = frame[frame["kind"] == "search"]
+    assert len(search) <= 8 and search["passed"].any() and not search["passed"].all()
+    checks = frame[frame["kind"] == "check"].set_index("rate_factor")
+    assert checks.loc[0.8, "deadline_miss_rate"] <= 0.02 and checks.loc[0.8, "queue_len_max"] <= 1
+    assert checks.loc[0.8, "throughput_ips"] == pytest.approx(0.8 * found, rel=0.05)
+    rate = 1.2 * found
+    s = service_ms / 1e3
+    arrivals = int(checks.loc[1.2, "arrivals"])
+    on_time = min(arrivals, math.floor((deadline_ms / 1e3 - s) / (s - 1 / rate)) + 1)
+    assert checks.loc[1.2, "deadline_miss_rate"] == pytest.approx(1 - on_time / arrivals, abs=0.08)
+    assert checks.loc[1.2, "queue_len_max"] > checks.loc[0.8, "queue_len_max"]
+    # past capacity the server still finishes about 1/S parts a second
+    assert checks.loc[1.2, "throughput_ips"] == pytest.approx(1 / s, rel=0.08)
+
+
+def test_dynamic_batching_keeps_up_where_batch_1_cannot():
+    """A per-call cost of 20 ms at 100 parts/s: batch 1 serves 50/s and falls behind; batches of up to 4
+    serve up to 200/s."""
+    policies = [BatchPolicy(), BatchPolicy(4, 30.0)]
+    frame = line_scenario("line_sleep", model_args={"service_ms": 20.0}, plugins=[PLUGIN], policies=policies,
+                          pipeline_settings=SMALL_FRAMES, rate_hz=100.0,
+                          line=LineSettings(deadline_ms=100.0, seconds=1.0)).set_index("max_batch")
+    assert frame.loc[1, "deadline_miss_rate"] > 0.3 and not frame.loc[1, "passed"]
+    assert frame.loc[4, "deadline_miss_rate"] == 0.0 and frame.loc[4, "passed"]
+    assert frame.loc[4, "batch_size_mean"] >= 2.0
+    assert frame.loc[4, "throughput_ips"] == pytest.approx(100.0, rel=0.1)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--rate", "0"], "--rate must be a finite number > 0"),
+    (["--rate", "fast"], "--rate must be a number of Hz or 'search'"),
+    (["--deadline-ms", "-1"], "--deadline-ms must be a finite number > 0"),
+    (["--arrivals", "bursty"], "--arrivals must be one of periodic, poisson"),
+    (["--batch", "0"], "--batch must be at least 1"),
+    (["--max-wait-ms", "5"], "--max-wait-ms needs --batch above 1"),
+    (["--seconds", "0"], "--seconds must be a finite number > 0"),
+    (["--max-trials", "1"], "--max-trials must be at least 2"),
+    (["--camera-size", "4x4"], "--camera-size: expected two sides between 8 and 16384"),
+    (["--encoding", "webp"], "--encoding must be one of png, jpeg"),
+    (["--variant", "torch-fp64"], "--variant: unknown variant 'torch-fp64'"),
+    (["--variant", "ort-fp16"], "--variant ort-fp16 runs on CUDA only"),
+    (["--model-arg", "colour=3"], "--model-arg: line_sleep takes no colour"),
+])
+def test_bad_input_is_one_line_naming_the_option_and_exit_2(args, message):
+    result = CliRunner().invoke(app, ["line", "--model", "line_sleep", "--plugin", PLUGIN, *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_bench_line_writes_results(tmp_path):
+    out = tmp_path / "line"
+    result = CliRunner().invoke(app, ["line", "--model", "line_sleep", "--plugin", PLUGIN, "--model-arg", "service_ms=5",
+                                      "--rate", "50", "--seconds", "0.5", "--camera-size", "32x32", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    payload = json.loads((out / "line.json").read_text())
+    record = payload["records"][0]
+    assert record["model"] == "line_sleep" and record["kind"] == "fixed" and record["arrivals"] == 25
+    assert len(record["line_latency_samples_ms"]) == 25 and payload["provenance"]["git_sha"]
+    assert "line_latency_ms_p99" in (out / "line.csv").read_text().splitlines()[0]
