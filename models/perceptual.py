@@ -5,11 +5,10 @@
   their `vgg_percep_loss.py`. The loss is the MSE between the block's activations of the reconstruction
   and of the input. Pretrained VGG11 weights come only from a local file (`load_local_weights`); without
   one the block keeps its seeded random initialisation (still frozen: a fixed random feature projection).
-- `ssim_per_image`: SSIM with an 11-tap Gaussian window (sigma 1.5), constants K=(0.01, 0.03), data range
-  1, computed over the valid region and averaged over channels and pixels -- the same definition as
-  `pytorch_msssim.ssim(..., data_range=1, size_average=False)`, written with plain depthwise convolutions
-  so that the scoring graph exports to ONNX (tests check the two agree). The authors used `pytorch_ssim`,
-  which zero-pads the window instead ("same" size); the valid-region form differs only at the borders.
+- SSIM: `models.filters.ssim_per_image` (11-tap Gaussian window, sigma 1.5, valid region, the definition of
+  `pytorch_msssim.ssim(..., data_range=1, size_average=False)`), so that the scoring graph exports to ONNX.
+  The authors used `pytorch_ssim`, which zero-pads the window instead ("same" size); the valid-region form
+  differs only at the borders.
 - `ReconstructionScorer`: (input, reconstruction) -> (scores [B], maps [B,H,W]).
   Image score, as the authors' `Testing_mvtech.py`: MSE - SSIM + perceptual, each per image.
   Pixel map (the authors give image scores only; this is ours): the squared reconstruction error averaged
@@ -27,44 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.base import Detector, load_local_weights
+from models.filters import SSIM_SIGMA, SSIM_WINDOW, gaussian_kernel_1d, separable_filter, ssim_per_image
 
-SSIM_WINDOW = 11
-SSIM_SIGMA = 1.5
 MAP_BLUR_SIGMA = 4.0
-
-
-def gaussian_kernel_1d(size: int, sigma: float) -> torch.Tensor:
-    coords = torch.arange(size, dtype=torch.float32) - (size // 2)
-    g = torch.exp(-(coords**2) / (2.0 * sigma**2))
-    return g / g.sum()
-
-
-def _separable_filter(x: torch.Tensor, kernel_1d: torch.Tensor, padding: str) -> torch.Tensor:
-    """Depthwise Gaussian filtering with a 1-D kernel along H then W; `padding` is "valid" or "replicate"."""
-    channels = x.shape[1]
-    k = kernel_1d.to(dtype=x.dtype)
-    size = k.numel()
-    if padding == "replicate":
-        half = size // 2
-        x = F.pad(x, (half, half, half, half), mode="replicate")
-    vertical = k.view(1, 1, size, 1).expand(channels, 1, size, 1)
-    horizontal = k.view(1, 1, 1, size).expand(channels, 1, 1, size)
-    x = F.conv2d(x, vertical, groups=channels)
-    return F.conv2d(x, horizontal, groups=channels)
-
-
-def ssim_per_image(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor | None = None) -> torch.Tensor:
-    """SSIM of each image pair, [B,C,H,W] x2 -> [B]; images in [0,1] (needs H, W >= the window size)."""
-    if window is None:
-        window = gaussian_kernel_1d(SSIM_WINDOW, SSIM_SIGMA).to(x.device)
-    c1, c2 = 0.01**2, 0.03**2
-    mu_x = _separable_filter(x, window, "valid")
-    mu_y = _separable_filter(y, window, "valid")
-    var_x = _separable_filter(x * x, window, "valid") - mu_x * mu_x
-    var_y = _separable_filter(y * y, window, "valid") - mu_y * mu_y
-    cov = _separable_filter(x * y, window, "valid") - mu_x * mu_y
-    ssim_map = ((2 * mu_x * mu_y + c1) / (mu_x * mu_x + mu_y * mu_y + c1)) * ((2 * cov + c2) / (var_x + var_y + c2))
-    return ssim_map.flatten(1).mean(1)
 
 
 class VGGPerceptual(nn.Module):
@@ -110,7 +74,7 @@ class ReconstructionScorer(nn.Module):
         feature_map = F.interpolate(feature_error.mean(1, keepdim=True), size=images.shape[-2:], mode="bilinear",
                                     align_corners=False)
         pixel_map = squared_error.mean(1, keepdim=True) + feature_map
-        maps = _separable_filter(pixel_map, self.blur_kernel, "replicate")
+        maps = separable_filter(pixel_map, self.blur_kernel, "replicate")
         return scores, maps[:, 0]
 
 

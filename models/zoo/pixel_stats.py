@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from models.base import Budget, Detector, FitReport, ProgressFn
+from models.filters import gaussian_kernel_1d
 from models.registry import register_model
 
 
@@ -31,9 +32,7 @@ def gaussian_kernel(sigma: float, channels: int = 3) -> torch.Tensor:
     if sigma <= 0:
         return torch.ones(channels, 1, 1, 1)
     radius = int(math.ceil(2 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
+    g = gaussian_kernel_1d(2 * radius + 1, sigma)
     return (g[:, None] * g[None, :]).expand(channels, 1, -1, -1).contiguous()
 
 

@@ -39,7 +39,7 @@ Follows the authors' code (github pankajmishra000/VT-ADL: `VT_AE.py`, `student_t
 - Image score (`test.py`, `Patch_Overlap_Score`): loss1 - loss2 + loss3.max() with loss2 = -SSIM, i.e.
   MSE(recon, x) + SSIM(x, recon) + the largest per-token NLL. The SSIM enters with a plus sign (a higher
   similarity raises the anomaly score): the code's sign, kept; the NLL term dominates its scale anyway.
-  The score's SSIM is per image, computed with our own Gaussian-window convolution (`ssim_per_image`, the
+  The score's SSIM is per image, computed with our own Gaussian-window convolution (models/filters.py, the
   same definition as pytorch_msssim, which is kept for the training loss): pytorch_msssim.ssim exports, but
   its `X.squeeze(dim=d)` on the non-unit spatial axes becomes an ONNX Squeeze that onnxruntime rejects.
 
@@ -66,13 +66,13 @@ from torch import nn
 
 from models.base import Detector
 from models.capsules import DynamicRouting
+from models.filters import SSIM_SIGMA, SSIM_WINDOW, gaussian_kernel_1d, ssim_per_image
 from models.registry import register_model
 
 GRID = 8  # patches per side, at every input size
 TOKEN_DIM = 512
 CAPSULE_DIM_IN = 8
 MDN_INPUT_FLOOR = float(np.finfo(float).eps)  # the code's torch.clamp(x, np.finfo(float).eps)
-SSIM_WINDOW, SSIM_SIGMA = 11, 1.5
 
 # The authors' decoder (model_res18.decoder2) at 512: (in, out, kernel, stride, padding), and its sizes.
 AUTHORS_DECODER = ((8, 16, 3, 2, 1), (16, 32, 9, 3, 1), (32, 32, 7, 5, 1),
@@ -280,9 +280,7 @@ class GaussianBlur(nn.Module):
     def __init__(self, size: int, sigma: float):
         super().__init__()
         radius = int(4.0 * sigma + 0.5)
-        offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
-        kernel = torch.exp(-0.5 * offsets ** 2 / sigma ** 2)
-        kernel = (kernel / kernel.sum()).float()
+        kernel = gaussian_kernel_1d(2 * radius + 1, sigma, torch.float64).float()  # scipy's weights, rounded once
         self.register_buffer("kernel_h", kernel.reshape(1, 1, -1, 1), persistent=False)
         self.register_buffer("kernel_w", kernel.reshape(1, 1, 1, -1), persistent=False)
         self.register_buffer("pad_index", _reflect_indices(size, radius), persistent=False)
@@ -290,31 +288,6 @@ class GaussianBlur(nn.Module):
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
         padded = maps.index_select(2, self.pad_index).index_select(3, self.pad_index)
         return F.conv2d(F.conv2d(padded, self.kernel_h), self.kernel_w)
-
-
-def ssim_per_image(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """SSIM per image [B] as pytorch_msssim.ssim(data_range=1, win 11, sigma 1.5, size_average=False).
-
-    Written out (separable Gaussian window, valid positions, C1 = 0.01^2, C2 = 0.03^2) for the inference
-    graph; checked against pytorch_msssim in the tests.
-    """
-    c = x.shape[1]
-    offsets = torch.arange(SSIM_WINDOW, dtype=torch.float32, device=x.device) - SSIM_WINDOW // 2
-    window = torch.exp(-(offsets ** 2) / (2 * SSIM_SIGMA ** 2))
-    window = (window / window.sum()).to(x.dtype)
-    win_h = window.reshape(1, 1, -1, 1).expand(c, 1, SSIM_WINDOW, 1)
-    win_w = window.reshape(1, 1, 1, -1).expand(c, 1, 1, SSIM_WINDOW)
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.conv2d(t, win_h, groups=c), win_w, groups=c)
-
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x ** 2
-    var_y = blur(y * y) - mu_y ** 2
-    cov = blur(x * y) - mu_x * mu_y
-    ssim_map = (2 * mu_x * mu_y + c1) / (mu_x ** 2 + mu_y ** 2 + c1) * (2 * cov + c2) / (var_x + var_y + c2)
-    return ssim_map.flatten(1).mean(1)
 
 
 class VTADLInference(nn.Module):
