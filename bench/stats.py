@@ -184,6 +184,21 @@ def correlated_binormal_scores(n_negative: int, n_positive: int, auroc_a: float,
             second + binormal_separation(auroc_b) * labels)
 
 
+
+def equicorrelated_binormal_scores(n_negative: int, n_positive: int, aurocs, correlation: float,
+                                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, scores [k, N]): k binormal score sets on the same images (k models judging one test set),
+    model m with true AUROC `aurocs[m]`, every pair correlated `correlation` (>= 0) within a class through one
+    shared factor: score = sqrt(c) shared + sqrt(1 - c) own + d_m label. Labels as `binormal_scores`."""
+    if not 0.0 <= correlation <= 1.0:
+        raise ValueError(f"an equicorrelation here lies in [0, 1], got {correlation}")
+    separations = np.array([binormal_separation(a) for a in aurocs])
+    labels = np.repeat(np.array([0, 1], dtype=np.int8), [n_negative, n_positive])
+    shared = rng.standard_normal(labels.size)
+    own = rng.standard_normal((separations.size, labels.size))
+    scores = math.sqrt(correlation) * shared + math.sqrt(1.0 - correlation) * own + separations[:, None] * labels
+    return labels, scores
+
 def combine_intervals_normal(estimates, lows, highs, level: float = 0.95) -> tuple[float, float]:
     """Interval of the MEAN of k independent estimates, from each one's interval, by the normal approximation.
 

@@ -17,6 +17,7 @@ from bench.stats import (
     binormal_scores,
     combine_intervals_normal,
     correlated_binormal_scores,
+    equicorrelated_binormal_scores,
     delong_interval,
     delong_test,
     midranks,
@@ -198,6 +199,19 @@ def test_binormal_scores_have_the_asked_auroc():
     with pytest.raises(ValueError, match="AUROC"):
         binormal_scores(3, 3, 1.0, rng)
 
+
+
+def test_equicorrelated_binormal_scores_have_the_asked_aurocs_and_correlation():
+    rng = np.random.default_rng(13)
+    labels, scores = equicorrelated_binormal_scores(20_000, 20_000, [0.7, 0.8, 0.9], 0.5, rng)
+    assert scores.shape == (3, 40_000) and np.bincount(labels).tolist() == [20_000, 20_000]
+    for model, auroc in enumerate([0.7, 0.8, 0.9]):
+        assert roc_auc_score(labels, scores[model]) == pytest.approx(auroc, abs=0.005)
+    for cls in (0, 1):
+        correlations = np.corrcoef(scores[:, labels == cls])
+        assert correlations[np.triu_indices(3, 1)] == pytest.approx([0.5] * 3, abs=0.02)
+    with pytest.raises(ValueError, match="equicorrelation"):
+        equicorrelated_binormal_scores(3, 3, [0.8, 0.8], -0.2, rng)
 
 # --- the interval of a mean over categories ----------------------------------------------------------
 
