@@ -87,7 +87,7 @@ class Run:
         self.device = run_device(cfg)
         self.threads = cfg.threads or default_threads()
         if cfg.suite == "deploy":
-            from bench.deploy import plan_deploy
+            from bench.deploy_plan import plan_deploy
 
             specs = plan_deploy(cfg, cfg.models, self.device.type, self.threads)
         else:

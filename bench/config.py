@@ -117,7 +117,7 @@ SUITE_BATCH_SIZE = {"quick": 2, "all": 1}  # others: 8
 # Variants are timed in interleaved rounds (A B C A B C ...) so that a drifting machine hits each alike and the
 # ratios between them stay fair; the quick and all suites keep one round for time.
 SUITE_VARIANT_ROUNDS = {"profile": 3, "paper": 3}
-SUITE_PEAK_SECONDS = {"quick": 0.3}  # calibrating each precision's matmul peak; others: 1 s
+SUITE_PEAK_SECONDS = {"quick": 0.3}  # measuring each precision's matmul peak; others: 1 s
 SUITE_IMAGE_SIZE = {"quick": 64, "profile": 256, "accuracy": 128, "all": 128, "deploy": 128}
 # `all` must finish in about 20 minutes on a 2-core CPU for 11 models: a smoke-sized training budget per
 # category. The learning curves (--train-minutes 1,3,10) show what more training buys.

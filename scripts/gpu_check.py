@@ -157,7 +157,7 @@ def environment(device: str, threads: int | None) -> dict:
     import onnxruntime as ort
     import torch
 
-    from bench.variants import calibrate_peaks, cpu_flags, math_mode
+    from bench.variants import cpu_flags, math_mode, measure_peaks
 
     dev = torch.device(device)
     env = {"python": sys.version.split()[0], "torch": torch.__version__, "cuda": torch.version.cuda or "",
@@ -165,7 +165,7 @@ def environment(device: str, threads: int | None) -> dict:
            "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "",
            "onnxruntime": ort.__version__, "ort_providers": ort.get_available_providers(),
            "cpu_flags": cpu_flags(), "math_mode": math_mode(dev)}
-    env["peaks_gflops"] = calibrate_peaks(dev, threads=threads, seconds=0.5)
+    env["peaks_gflops"] = measure_peaks(dev, threads=threads, seconds=0.5)
     return env
 
 
@@ -232,7 +232,7 @@ def parent(args: argparse.Namespace) -> int:
     cache_env = {"DEFECTBENCH_CACHE": os.environ.get("DEFECTBENCH_CACHE", str(scratch / "cache"))}
     log.line(f"gpu-check{' --dry-run' if args.dry_run else ''}: device {plan.device}, out {out}, scratch {scratch}, "
              f"steps env,{','.join(steps)}, time boxes {plan.total_s(steps)} s in all")
-    for line in (f"  1 env      calibrate the precisions' peaks, record math mode and versions",
+    for line in (f"  1 env      measure the precisions' peaks, record math mode and versions",
                  f"  2 quick    bench run --suite quick --device {plan.device} {' '.join(plan.quick_args)} "
                  f"({plan.quick_budget_s} s)",
                  f"  3 variants {', '.join(plan.variant_models)} at {plan.image_size}px batch {plan.batch_size}: groups "

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from bench.measure import ProbeSettings
-from bench.variants import (CPU_VARIANTS, PARITY_RTOL, VARIANTS, VariantUnavailable, calibrate_peaks, cpu_flags,
-                            math_mode, parity, parse_variants, prepare_variant, profile_variants, roofline_for,
+from bench.variants import (CPU_VARIANTS, PARITY_RTOL, VARIANTS, VariantUnavailable, cpu_flags, math_mode,
+                            measure_peaks, parity, parse_variants, prepare_variant, profile_variants, roofline_for,
                             variant_probe)
 from bench.variants.mathmode import fp32_math
 from bench.variants.probe import merge_latency
@@ -244,8 +244,8 @@ def test_roofline_uses_the_larger_of_fp32_and_the_variants_peak():
     assert "peak_fraction" not in roofline_for(10.0, 1.0, 1, {}, "fp32")
 
 
-def test_calibrated_peaks_cover_what_the_cpu_runs():
-    peaks = calibrate_peaks(torch.device("cpu"), threads=1, seconds=0.05)
+def test_measured_peaks_cover_what_the_cpu_runs():
+    peaks = measure_peaks(torch.device("cpu"), threads=1, seconds=0.05)
     assert set(peaks) == {"fp32", "bf16", "int8"}  # no fp16 or tf32 arithmetic on a CPU
     assert all(v > 0 for v in peaks.values())
 

@@ -28,13 +28,13 @@ _PEAKS: dict[tuple, dict] = {}
 
 
 def device_peaks(device: torch.device, threads: int, precisions: set[str], seconds: float) -> dict[str, float]:
-    """Each precision's matmul peak (GFLOP/s; GOP/s for int8), calibrated once per worker and thread count."""
-    from bench.variants import calibrate_peak
+    """Each precision's matmul peak (GFLOP/s; GOP/s for int8), measured once per worker and thread count."""
+    from bench.variants import measure_peak
 
     peaks = _PEAKS.setdefault((str(device), threads), {})
     for precision in sorted(precisions | {"fp32"}):
         if precision not in peaks:
-            peak = calibrate_peak(device, precision, threads=threads, seconds=seconds)
+            peak = measure_peak(device, precision, threads=threads, seconds=seconds)
             peaks[precision] = peak
     return {p: v for p, v in peaks.items() if v is not None}
 

@@ -10,7 +10,7 @@ Public API (the runner's entry points first):
 - `prepare_variant(name, module, example, settings, *, exports=None, calibration_images=None)
   -> PreparedVariant`, `variant_probe(...)`, `batch_sweep(...)`: the building blocks.
 - `parse_variants(text)`, `VARIANTS`, `DEFAULT_VARIANTS`: the table and `--variants`.
-- `calibrate_peaks(device)`, `math_mode(device)`, `cpu_flags()`: for the provenance.
+- `measure_peaks(device)`, `math_mode(device)`, `cpu_flags()`: for the provenance.
 - `calibration_images_from(train_set)`: the static quantiser's calibration images.
 
 Record columns of a variant row (besides the job's common columns):
@@ -34,14 +34,14 @@ Record columns of a variant row (besides the job's common columns):
   `parity_tolerance` (the rtol of the variant's precision; see parity.py): against torch-fp32 on the same
   input; empty on torch-fp32's row;
 - `achieved_gflops`, `peak_fraction`, `device_peak_gflops`: against the peak of the variant's precision
-  (the larger of fp32's and its own; see calibrate.py);
+  (the larger of fp32's and its own; see peaks.py);
 - `notes`: e.g. an out-of-memory at the throughput batch.
 """
 from bench.variants.base import PreparedVariant, VariantUnavailable
-from bench.variants.calibrate import calibrate_peak, calibrate_peaks, roofline_for
 from bench.variants.evaluate import VariantEvaluation, accuracy_deltas, evaluate_variant, evaluate_variants
 from bench.variants.mathmode import cpu_flags, math_mode
 from bench.variants.parity import PARITY_RTOL, parity
+from bench.variants.peaks import measure_peak, measure_peaks, roofline_for
 from bench.variants.probe import profile_variants, variant_probe
 from bench.variants.quantise import calibration_images_from
 from bench.failures import is_out_of_memory
@@ -52,7 +52,7 @@ from bench.variants.table import (CPU_VARIANTS, CUDA_VARIANTS, DEFAULT_VARIANTS,
 __all__ = [
     "CPU_VARIANTS", "CUDA_VARIANTS", "DEFAULT_VARIANTS", "PARITY_RTOL", "REFERENCE_VARIANT", "VARIANTS",
     "PreparedVariant", "VariantEvaluation", "VariantUnavailable", "accuracy_deltas", "batch_sweep",
-    "calibrate_peak", "calibrate_peaks", "calibration_images_from", "cpu_flags", "evaluate_variant",
-    "evaluate_variants", "is_out_of_memory", "math_mode", "parity", "parse_variants", "prepare_variant",
+    "calibration_images_from", "cpu_flags", "evaluate_variant", "evaluate_variants", "is_out_of_memory",
+    "math_mode", "measure_peak", "measure_peaks", "parity", "parse_variants", "prepare_variant",
     "profile_variants", "roofline_for", "variant_probe",
 ]

@@ -20,7 +20,7 @@ from torch import nn
 
 from bench.measure import ProbeSettings, measure_latency, measure_throughput, summarise_latency
 from bench.variants.base import Outputs, PreparedVariant, VariantUnavailable
-from bench.variants.calibrate import roofline_for
+from bench.variants.peaks import roofline_for
 from bench.variants.parity import parity, reference_outputs
 from bench.failures import first_line as _first_line, is_out_of_memory
 from bench.variants.sweep import batch_sweep

@@ -16,7 +16,7 @@ import torch
 from bench.failures import first_line as _first_line, is_out_of_memory
 from bench.measure import ProbeSettings, measure_latency
 from bench.variants.base import PreparedVariant
-from bench.variants.calibrate import roofline_for
+from bench.variants.peaks import roofline_for
 
 
 

@@ -1,4 +1,4 @@
-"""Which calibration workload tracks this machine's drift? (An experiment, not a unit test.)
+"""Which reference workload tracks this machine's drift? (An experiment, not a unit test.)
 
 In one process, times each model's forward call interleaved with several candidate reference workloads
 (model, ref1, ref2, ..., model, ref1, ...), and prints every sample as one JSON line. Run it many times as

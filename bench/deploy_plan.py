@@ -1,5 +1,6 @@
-"""`--suite deploy --checkpoints RUN_DIR`: the deployment variants of an earlier run's trained models, evaluated
-on the same test sets without retraining.
+"""Planning the deploy suite (`--suite deploy --checkpoints RUN_DIR`): the job specs that evaluate the deployment
+variants of an earlier run's trained models on the same test sets, without retraining. Nothing is deployed or
+measured here; the jobs run later like any other.
 
 Each complete accuracy job of RUN_DIR becomes a deploy job: the same model, data, seed and stages, reading the
 checkpoint each stage recorded, and evaluating torch-fp32 (the base) and every `--variants` entry through

@@ -1,7 +1,8 @@
-"""Peak arithmetic rate per precision, and the roofline of a variant against its own precision's peak.
+"""Peak arithmetic rate per precision, measured on the device, and the roofline of a variant against its own
+precision's peak.
 
 The run's `device_peak_gflops` is a plain fp32 matmul. A bf16/fp16/int8 variant can beat that rate, so its
-`peak_fraction` would exceed 1 against it: each precision gets its own calibration, with the kernel family
+`peak_fraction` would exceed 1 against it: each precision's peak is measured on its own, with the kernel family
 the variants use:
 - fp32, tf32, bf16, fp16: a square torch matmul in that dtype (fp32 with TF32 off, tf32 with it on), the
   best rate over `seconds` of repeated calls. The side doubles from 256 until one call takes a tenth of
@@ -12,7 +13,7 @@ the variants use:
   kernels behind the quantised convolutions) on CPU; `torch._int_mm` on CUDA.
 A precision the device cannot run (fp16 and tf32 on a CPU) has no entry. A variant's peak is the larger of
 fp32's and its own (autocast and QDQ graphs run some ops in fp32), so `peak_fraction` <= 1 holds as long as
-the calibrated matmuls reach the device's real peak.
+the measured matmuls reach the device's real peak.
 """
 from __future__ import annotations
 
@@ -92,7 +93,7 @@ def _cuda_int8_peak(device: torch.device, seconds: float, n: int = 8192) -> floa
     return _best_rate(lambda: [torch._int_mm(a, b) for _ in range(10)], 2.0 * n**3 * 10, device, seconds)
 
 
-def calibrate_peak(device: torch.device, precision: str, *, threads: int | None = None,
+def measure_peak(device: torch.device, precision: str, *, threads: int | None = None,
                    seconds: float = 1.0) -> float | None:
     """Best rate in GFLOP/s (GOP/s for int8) for `precision` on `device`; None where it cannot run there."""
     device = torch.device(device)
@@ -106,13 +107,13 @@ def calibrate_peak(device: torch.device, precision: str, *, threads: int | None 
     return _torch_matmul_peak(device, precision, seconds)
 
 
-def calibrate_peaks(device: torch.device, precisions=PRECISIONS, *, threads: int | None = None,
+def measure_peaks(device: torch.device, precisions=PRECISIONS, *, threads: int | None = None,
                     seconds: float = 1.0) -> dict[str, float]:
     """{precision: GFLOP/s} for the precisions the device runs; the lead records them in the provenance as
     `device_peak_gflops` (fp32) and `device_peak_gflops_<precision>`."""
     peaks = {}
     for precision in precisions:
-        peak = calibrate_peak(device, precision, threads=threads, seconds=seconds)
+        peak = measure_peak(device, precision, threads=threads, seconds=seconds)
         if peak is not None:
             peaks[precision] = peak
     return peaks
