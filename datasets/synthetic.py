@@ -131,7 +131,7 @@ def _pick_point(rng: np.random.Generator, region: np.ndarray) -> tuple[float, fl
 
 
 def _grade(rng: np.random.Generator, low: float, high: float) -> float:
-    """A value between low and high, skewed towards low so that a good share of defects are subtle."""
+    """A value drawn uniformly between low and high (each defect's strength: a range whose low end is subtle)."""
     return low + (high - low) * rng.uniform()
 
 
