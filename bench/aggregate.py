@@ -13,12 +13,13 @@ import math
 import numpy as np
 import pandas as pd
 
-from bench import results
+from bench import run_folder
+from bench.schema import (INTERVAL_METRICS, MEAN_CATEGORY, PAIRED_DELTA_COLUMNS, POINT_DELTA_METRICS, REFERENCE_VARIANT,
+                          delta_column)
 
-INTERVAL_METRICS = ["image_auroc", "image_ap", "pixel_auroc", "aupro"]
-DELTA_METRICS = ["image_auroc_delta", "pixel_auroc_delta", "aupro_delta"]
+# What a mean row averages (in this order): every accuracy metric and every delta a variant row may carry.
 MEAN_METRICS = ["image_auroc", "pixel_auroc", "aupro", "image_f1_max", "image_ap", "pixel_ap",
-                "image_auroc_delta", "pixel_auroc_delta", "aupro_delta"]
+                *(delta_column(m) for m in POINT_DELTA_METRICS)]
 MEAN_FACTS = ["train_seconds", "steps", "epochs"]
 
 
@@ -51,22 +52,22 @@ def data_fingerprint_of_mean(group: pd.DataFrame) -> str:
 
 
 def mean_rows(records: list[dict]) -> list[dict]:
-    frame = pd.DataFrame([r for r in records if r.get("suite") == "accuracy" and r.get("category") != "mean"])
+    frame = pd.DataFrame([r for r in records if r.get("suite") == "accuracy" and r.get("category") != MEAN_CATEGORY])
     if frame.empty:
         return []
     for column in ("train_minutes", "variant"):
         if column not in frame:
             frame[column] = None
-    frame["variant"] = frame["variant"].fillna("torch-fp32")
+    frame["variant"] = frame["variant"].fillna(REFERENCE_VARIANT)
     stage = frame["train_minutes"].astype(object).where(frame["train_minutes"].notna(), -1.0)
     rows = []
     for (model, dataset, minutes, variant), group in frame.groupby(["model", "dataset", stage, "variant"], sort=False):
         first = group.iloc[0]
         seeds = sorted({int(s) for s in group["seed"]})
         ok = group["status"] == "ok"
-        row = {"job_id": results.job_id("mean", model, dataset, variant, f"{minutes}min" if minutes != -1 else ""),
+        row = {"job_id": run_folder.job_id("mean", model, dataset, variant, f"{minutes}min" if minutes != -1 else ""),
                "suite": "accuracy", "model": model, "family": first["family"], "variant": variant, "dataset": dataset,
-               "category": "mean", "device": first["device"], "image_size": int(first["image_size"]),
+               "category": MEAN_CATEGORY, "device": first["device"], "image_size": int(first["image_size"]),
                "batch_size": int(first["batch_size"]), "threads": int(first["threads"]), "seed": None,
                "seeds": ",".join(str(s) for s in seeds), "n_seeds": len(seeds),
                "train_minutes": None if minutes == -1 else minutes,
@@ -98,7 +99,7 @@ def mean_rows(records: list[dict]) -> list[dict]:
             row[metric] = float(np.mean(per_seed))
             if metric in MEAN_METRICS:
                 row[f"{metric}_seed_std"] = float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else None
-        for metric in INTERVAL_METRICS + DELTA_METRICS:
+        for metric in (*INTERVAL_METRICS, *PAIRED_DELTA_COLUMNS):
             if metric not in row:
                 continue
             bounds = np.array([_category_mean_interval(g, metric, level) for _, g in by_seed])

@@ -1,8 +1,9 @@
-"""The Python API under the CLI: `run(...)`, `report(...)` and `compare(...)` return DataFrames / paths.
+"""The Python API under the CLI: `run(...)` returns the results table (a DataFrame), `report(...)` the paths
+it wrote. Comparing two runs is `bench.compare.compare_runs(...)`.
 
 `run` validates every option (bench/validate.py), plans the jobs (bench/plan.py), reuses what an earlier run
 in the same folder finished with the same settings, hands the rest to an executor (bench/executors/), and
-writes each job's records the moment they arrive (bench/results.py).
+writes each job's records the moment they arrive (bench/run_folder.py).
 """
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from typing import Sequence
 
 import pandas as pd
 
-from bench import results
-from bench.config import DEFAULT_VARIANTS, RunConfig
+from bench import run_folder
+from bench.config import RunConfig
 from bench.jobs.spec import JobSpec
 from bench.progress import RunProgress
+from bench.schema import DEFAULT_VARIANTS, ResultsError
 from bench.validate import UsageError
 
 RESULTS_EVERY = 30.0  # seconds between rewrites of results.json / results.csv during a run
@@ -99,10 +101,10 @@ class Run:
     def existing_jobs(self) -> dict[str, dict]:
         """Job files already in the run folder, by job id; unreadable ones are named and left to rerun."""
         found = {}
-        for path in results.job_files(self.cfg.out):
+        for path in run_folder.job_files(self.cfg.out):
             try:
-                payload = results.read_job(path)
-            except results.RunFolderError as exc:
+                payload = run_folder.read_job(path)
+            except ResultsError as exc:
                 if "schema" in str(exc):
                     raise UsageError(str(exc)) from None
                 self.say(f"{exc}; its job will run again")
@@ -142,14 +144,14 @@ class Run:
 
         def on_record(spec: JobSpec, record: dict) -> None:
             self.records_by_job.setdefault(spec.job_id, []).append(record)
-            results.write_job(cfg.out, spec.job_id, spec.to_dict(), self.records_by_job[spec.job_id],
+            run_folder.write_job(cfg.out, spec.job_id, spec.to_dict(), self.records_by_job[spec.job_id],
                               self.provenance, complete=False)
             progress.record(spec, record)
 
         last_write = [time.perf_counter()]
 
         def on_done(spec: JobSpec) -> None:
-            results.write_job(cfg.out, spec.job_id, spec.to_dict(), self.records_by_job.get(spec.job_id, []),
+            run_folder.write_job(cfg.out, spec.job_id, spec.to_dict(), self.records_by_job.get(spec.job_id, []),
                               self.provenance, complete=True)
             progress.done(spec)
             # The job files are the record of truth; results.json follows them at most every RESULTS_EVERY
@@ -179,7 +181,7 @@ class Run:
         return [r for job in self.order for r in self.records_by_job.get(job, [])]
 
     def write_results(self, extra: list[dict]) -> pd.DataFrame:
-        return results.write_results(self.cfg.out, self.all_records() + extra, self.provenance)
+        return run_folder.write_results(self.cfg.out, self.all_records() + extra, self.provenance)
 
     # -- resume, eval-only, fresh --------------------------------------------------------------------------
     def reusable(self, specs: list[JobSpec], existing: dict[str, dict]) -> dict[str, dict]:
@@ -207,7 +209,7 @@ class Run:
                          f"not reused, moved to superseded/")
                 target = self.cfg.out / "superseded"
                 target.mkdir(exist_ok=True)
-                shutil.move(str(results.job_file(self.cfg.out, job)), target / f"{job}.json")
+                shutil.move(str(run_folder.job_file(self.cfg.out, job)), target / f"{job}.json")
         return reused
 
     def for_eval_only(self, spec: JobSpec, existing: dict[str, dict]) -> JobSpec:
@@ -239,10 +241,9 @@ def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict:
     if not (run_dir / "results.json").is_file():
         raise UsageError(f"{run_dir}: no results.json here (not a defectbench run directory)")
     try:
-        results.load_results(run_dir)
-    except results.RunFolderError as exc:
+        return render_report(run_dir, Path(out_dir) if out_dir else None)
+    except ResultsError as exc:  # refused before anything is written
         raise UsageError(str(exc)) from None
-    return render_report(run_dir, Path(out_dir) if out_dir else None)
 
 
 def exit_status(frame: pd.DataFrame) -> int:

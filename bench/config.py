@@ -17,12 +17,13 @@ from pathlib import Path
 
 import torch
 
+from bench.schema import DEFAULT_VARIANTS
+
 SUITES = ("profile", "quick", "accuracy", "all", "paper", "deploy")
 PROFILE_SUITES = ("profile", "quick", "all", "paper")
 ACCURACY_SUITES = ("accuracy", "all", "paper", "deploy")
 EXECUTORS = ("process", "inline", "ray")
 SCHEDULES = ("budget", "constant")
-DEFAULT_VARIANTS = ("torch-fp32", "ort-fp32")
 
 
 @dataclass

@@ -40,14 +40,13 @@ import numpy as np
 from scipy import ndimage
 
 from bench.metrics import REGION_STRUCTURE, compute_all, undefined_reasons
+from bench.schema import INTERVAL_METRICS, PAIRED_DELTA_METRICS
 from bench.stats import percentile_interval, stratified_bootstrap_counts
 
 # Chosen by measurement: on the default synthetic set (128 px, 70 test images per category, one thread, CPU
 # time) 10,000 resamples add 19% to the evaluation (inference + compute_all) of the cheapest model,
 # pixel_stats (22% on its worst category), and 2.4% to an untrained U-Net's; the budget is 30%.
 DEFAULT_RESAMPLES = 10_000
-INTERVAL_METRICS = ("image_auroc", "image_ap", "pixel_auroc", "aupro")
-DELTA_METRICS = ("image_auroc", "pixel_auroc", "aupro")
 CI_METHOD = ("percentile bootstrap over test images, stratified by label; replicates exact "
              "(AUPRO: linear inside one threshold-grid cell at FPR 0.3)")
 AUPRO_FPR_LIMIT = 0.3
@@ -308,12 +307,12 @@ def paired_delta_intervals(labels, masks, base_scores, base_maps, other_scores, 
     other = compute_all(labels, other_scores, masks, other_maps)
     base_undefined, base_arrays = undefined_reasons(labels, base_scores, masks, base_maps)
     other_undefined, other_arrays = undefined_reasons(labels, other_scores, masks, other_maps)
-    defined = [m for m in DELTA_METRICS if m not in base_undefined and m not in other_undefined]
+    defined = [m for m in PAIRED_DELTA_METRICS if m not in base_undefined and m not in other_undefined]
     counts = stratified_bootstrap_counts(base_arrays[0], int(resamples), np.random.default_rng(seed))
     base_replicates = bootstrap_replicates(*base_arrays, counts, defined)
     other_replicates = bootstrap_replicates(*other_arrays, counts, defined)
     out: dict = {}
-    for name in DELTA_METRICS:
+    for name in PAIRED_DELTA_METRICS:
         delta, low, high = None, None, None
         if name in defined:
             delta = other[name] - base[name]
@@ -322,6 +321,6 @@ def paired_delta_intervals(labels, masks, base_scores, base_maps, other_scores, 
     return out
 
 
-__all__ = ["AUPRO_FPR_LIMIT", "CI_METHOD", "DEFAULT_RESAMPLES", "DELTA_METRICS", "INTERVAL_METRICS",
+__all__ = ["AUPRO_FPR_LIMIT", "CI_METHOD", "DEFAULT_RESAMPLES", "PAIRED_DELTA_METRICS", "INTERVAL_METRICS",
            "accuracy_with_intervals", "bootstrap_replicates", "image_ap_replicates", "image_auroc_replicates",
            "paired_delta_intervals", "pixel_replicates"]

@@ -1,11 +1,15 @@
-"""The end-of-run summary on stdout: rich tables in a terminal, whole plain-text tables in a pipe or CI log."""
+"""The end-of-run summary on stdout: rich tables in a terminal, whole plain-text tables in a pipe or CI log.
+
+Every number is written as the report writes it (bench/formatting.py)."""
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
 import pandas as pd
+
+from bench.formatting import fmt_interval, fmt_value
+from bench.schema import INTERVAL_METRICS
 
 PROFILE = ["model", "variant", "batch_size", "status", "params", "gmacs", "model_mb", "peak_infer_mb", "onnx_mb",
            "parity", "latency_ms_p50", "latency_ms_p99", "throughput_ips", "train_step_ms_p50"]
@@ -14,28 +18,11 @@ ACCURACY = ["model", "variant", "category", "seed", "train_minutes", "status", "
 TEXT = ("model", "variant", "status", "category", "parity", "seed")
 
 
-def fmt(value, column: str = "") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if column == "seed" and isinstance(value, float):
-        return f"{int(value)}"
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) >= 1e4:
-            return f"{value:,.0f}"
-        return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-def _interval(row, column: str) -> str:
-    text = fmt(row[column], column)
-    low, high = row.get(f"{column}_ci_low"), row.get(f"{column}_ci_high")
-    if text != "-" and low is not None and high is not None and not (pd.isna(low) or pd.isna(high)):
-        text += f" [{low:.3f}, {high:.3f}]"
-    return text
+def _cell(row, column: str) -> str:
+    """A cell as the report writes it (bench/formatting.py); an accuracy metric with its interval."""
+    if column in INTERVAL_METRICS:
+        return fmt_interval(row[column], row.get(f"{column}_ci_low"), row.get(f"{column}_ci_high"))
+    return fmt_value(row[column], column)
 
 
 def tables(frame: pd.DataFrame) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -47,8 +34,7 @@ def tables(frame: pd.DataFrame) -> list[tuple[str, list[str], list[list[str]]]]:
         columns = [c for c in columns if c in part.columns]
         rows = []
         for _, row in part.iterrows():
-            rows.append([_interval(row, c) if c in ("image_auroc", "pixel_auroc", "aupro") else fmt(row[c], c)
-                         for c in columns])
+            rows.append([_cell(row, c) for c in columns])
         out.append((suite, columns, rows))
     return out
 

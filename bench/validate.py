@@ -168,7 +168,8 @@ def resolve_data(cfg: RunConfig) -> tuple[Path | None, list[str]]:
 
 def check_run(cfg: RunConfig) -> tuple[list[str], Path | None, list[str]]:
     """Everything, in the order a user would fix it; returns (models, data root, categories)."""
-    from bench.results import RunFolderError, check_run_folder
+    from bench.run_folder import check_run_folder
+    from bench.schema import ResultsError
 
     check_choices(cfg)
     check_numbers(cfg)
@@ -178,7 +179,7 @@ def check_run(cfg: RunConfig) -> tuple[list[str], Path | None, list[str]]:
             if not (Path(cfg.checkpoints) / "results.json").is_file():
                 raise UsageError(f"--checkpoints {cfg.checkpoints}: no results.json there (not a defectbench run)")
             check_run_folder(cfg.checkpoints)
-    except RunFolderError as exc:
+    except ResultsError as exc:
         raise UsageError(str(exc)) from None
     names = check_models(cfg)
     check_model_options(cfg, names)

@@ -6,7 +6,7 @@ from html import escape
 from pathlib import Path
 
 from reports.figures import HEADINGS, FigureResult
-from reports.results import Run
+from reports.run_data import RunView
 from reports.tables import (
     ACCURACY_COLUMNS, HOW_TO_READ, INTERVAL_NOTE, PROFILE_COLUMNS, VARIANT_ACCURACY_COLUMNS, VARIANT_COLUMNS, Column, Footnotes,
     accuracy_rows, profile_rows, summary_columns, summary_rows, variant_rows,
@@ -109,7 +109,7 @@ def records_table(records: list[dict], columns: list[Column], table_id: str) -> 
             + (f'<ul class="footnotes">{notes}</ul>' if notes else ""))
 
 
-def provenance_section(run: Run) -> str:
+def provenance_section(run: RunView) -> str:
     keys = [k for k in PROVENANCE_ORDER if k in run.provenance] + sorted(k for k in run.provenance if k not in PROVENANCE_ORDER)
     rows = "".join(
         f'<tr><th class="text">{escape(k)}</th><td>{escape("–" if run.provenance[k] in (None, "") else str(run.provenance[k]))}</td></tr>'
@@ -137,7 +137,7 @@ def figures_section(figures: list[FigureResult], out_dir: Path) -> str:
     return "".join(parts)
 
 
-def failed_section(run: Run) -> str:
+def failed_section(run: RunView) -> str:
     if not run.failed:
         return '<h2 id="failed">Failed jobs</h2><p>None: every job finished.</p>'
     rows = "".join(
@@ -154,7 +154,7 @@ def failed_section(run: Run) -> str:
             f"<tbody>{rows}</tbody></table>")
 
 
-def skipped_section(run: Run) -> str:
+def skipped_section(run: RunView) -> str:
     if not run.skipped:
         return ""
     rows = "".join(
@@ -174,7 +174,7 @@ def how_to_read_section() -> str:
     return f'<h2 id="how-to-read">How to read this</h2><dl class="read">{items}</dl>'
 
 
-def write_html(run: Run, figures: list[FigureResult], out_dir: Path) -> Path:
+def write_html(run: RunView, figures: list[FigureResult], out_dir: Path) -> Path:
     title = f"defectbench report: {run.run_dir.resolve().name}"
     subtitle = f"{run.subtitle()} | {run.provenance.get('timestamp', '')}"
     results = ['<h2 id="results">Results</h2><p>Click a column header to sort. Hover an empty cell with a '

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reports.figures import FigureResult
-from reports.results import MEAN_CATEGORY, Run
+from reports.run_data import MEAN_CATEGORY, RunView
 from reports.tables import (
     ACCURACY_COLUMNS, ACCURACY_SUMMARY_HEADERS, INTERVAL_NOTE, PROFILE_COLUMNS, VARIANT_ACCURACY_COLUMNS, VARIANT_COLUMNS,
     VARIANT_SUMMARY_HEADERS, Column, Footnotes, accuracy_rows, columns_by_header, profile_rows, summary_columns,
@@ -34,7 +34,7 @@ def markdown_table(records: list[dict], columns: list[Column]) -> list[str]:
     return lines
 
 
-def write_markdown(run: Run, figures: list[FigureResult], out_dir: Path) -> Path:
+def write_markdown(run: RunView, figures: list[FigureResult], out_dir: Path) -> Path:
     provenance = run.provenance
     lines = [f"## defectbench report: {run.run_dir.resolve().name}", "",
              f"{run.subtitle()} | torch {provenance.get('torch', '?')}, onnxruntime {provenance.get('onnxruntime', '?')} "

@@ -10,7 +10,7 @@ import matplotlib
 from reports.figures import BUILDERS, DPI, STYLE, FigureResult
 from reports.html import write_html
 from reports.markdown import write_markdown
-from reports.results import Run, load_run
+from reports.run_data import RunView, load_run
 
 PNG_DPI = 110
 
@@ -24,7 +24,7 @@ def save_figure(result: FigureResult, out_dir: Path) -> dict[str, Path]:
     return {png.name: png, svg.name: svg}
 
 
-def write_csv(run: Run, out_dir: Path) -> Path:
+def write_csv(run: RunView, out_dir: Path) -> Path:
     """A copy of RUN/results.csv; rebuilt from the records (scalar columns only) when the run has none."""
     target = out_dir / "results.csv"
     source = run.run_dir / "results.csv"
@@ -47,8 +47,8 @@ def render_report(run_dir: Path, out_dir: Path | None = None, images_per_categor
 
     Writes latency, variants, sweep, sizes, pareto, per_category and gallery as PNG and SVG (a figure without
     data is left out and the report says why), report.html (self-contained), report.md and results.csv. Returns
-    the written files by name. Raises FileNotFoundError without a results.json and SchemaError (a ValueError,
-    one line naming the file) for another schema, before writing anything."""
+    the written files by name. Raises bench.schema.ResultsError (a ValueError, one line naming the file)
+    without a results.json or for another schema, before writing anything."""
     run_dir = Path(run_dir)
     run = load_run(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run.run_dir / "report"

@@ -1,7 +1,7 @@
 """The report's tables: which rows, which columns, their headers and how each cell is written.
 
-The HTML and the Markdown report both render these Cells, so the two always show the same text; an interval
-is written one way everywhere (`fmt_interval`).
+The HTML and the Markdown report both render these Cells, so the two always show the same text; a number
+and an interval are written one way everywhere, the terminal summary included (bench/formatting.py).
 """
 from __future__ import annotations
 
@@ -9,65 +9,22 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from reports.results import (
-    MEAN_CATEGORY, ORT_REFERENCE_VARIANT, REFERENCE_VARIANT, Run, batch_of, interval, is_present, latency_percentiles,
+from bench.formatting import MISSING, fmt_fixed, fmt_int, fmt_interval, fmt_sig, fmt_text
+from reports.run_data import (
+    MEAN_CATEGORY, ORT_REFERENCE_VARIANT, REFERENCE_VARIANT, RunView, batch_of, interval, is_present, latency_percentiles,
     number, undefined_reasons, variant_of, variant_sort_key,
 )
 from reports.variants import AUROC_TOLERANCE, accuracy_delta, choice_text, fastest_within, speedup
 
-MISSING = "–"
-
 
 # ---------------------------------------------------------------------------------------------- formats
-def fmt_int(value: Any) -> str:
-    return f"{int(round(number(value))):,}" if is_present(value) else MISSING
-
-
-def fmt_fixed(digits: int) -> Callable[[Any], str]:
-    def fmt(value: Any) -> str:
-        return f"{number(value):.{digits}f}" if is_present(value) else MISSING
-
-    return fmt
-
-
-def fmt_sig(value: Any) -> str:
-    """Three significant digits, no exponent for everyday magnitudes."""
-    if not is_present(value):
-        return MISSING
-    x = number(value)
-    if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e6):
-        return f"{x:.2e}"
-    if abs(x) >= 100:
-        return f"{x:.0f}"
-    return f"{x:.3g}"
-
-
-def fmt_text(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
-        return MISSING
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
+# Numbers are written by bench/formatting.py, as in the terminal summary; these two are the report's own.
 def fmt_parity(value: Any) -> str:
     if isinstance(value, bool):
         return "pass" if value else "FAIL"
     if isinstance(value, str) and value.strip().lower() in ("pass", "fail", "true", "false"):
         return "pass" if value.strip().lower() in ("pass", "true") else "FAIL"
     return fmt_text(value)
-
-
-def fmt_interval(value: float, low: float = math.nan, high: float = math.nan, digits: int = 3, signed: bool = False) -> str:
-    """`0.790 [0.712, 0.861]`: the point estimate and, where there is one, its interval. The one rule for
-    every interval in the report (signed=True for differences: `-0.004 [-0.011, +0.003]`)."""
-    if not is_present(value):
-        return MISSING
-    spec = f"{'+' if signed else ''}.{digits}f"
-    text = format(number(value), spec)
-    if is_present(low) and is_present(high):
-        text += f" [{format(number(low), spec)}, {format(number(high), spec)}]"
-    return text
 
 
 def fmt_speedup(value: Any) -> str:
@@ -174,7 +131,7 @@ def note_column() -> Column:
 
 
 # ---------------------------------------------------------------------------------------------- rows
-def profile_rows(run: Run) -> list[dict]:
+def profile_rows(run: RunView) -> list[dict]:
     """Every profile record (failed and skipped ones too): by model, variant, batch size."""
     variants = run.variants()
     records = [r for r in run.records if r.get("suite") == "profile"]
@@ -182,7 +139,7 @@ def profile_rows(run: Run) -> list[dict]:
                                           batch_of(r) if batch_of(r) is not None else -1))
 
 
-def accuracy_rows(run: Run, reference: bool = True) -> list[dict]:
+def accuracy_rows(run: RunView, reference: bool = True) -> list[dict]:
     """The accuracy records of torch-fp32 (reference=True) or of the other variants: per model and dataset
     the categories in run order with their seeds, then the mean row."""
     records = [r for r in run.records if r.get("suite") == "accuracy" and (variant_of(r) == REFERENCE_VARIANT) == reference]
@@ -198,7 +155,7 @@ def accuracy_rows(run: Run, reference: bool = True) -> list[dict]:
     return sorted(records, key=key)
 
 
-def summary_rows(run: Run) -> list[dict]:
+def summary_rows(run: RunView) -> list[dict]:
     """One row per model and dataset (per model when nothing was trained): its cost at the compared batch
     size, its mean accuracy with intervals, and the fastest variant that keeps its image AUROC."""
     rows = []
@@ -237,7 +194,7 @@ def summary_rows(run: Run) -> list[dict]:
     return rows
 
 
-def variant_rows(run: Run) -> list[dict]:
+def variant_rows(run: RunView) -> list[dict]:
     """One row per (model, variant[, dataset]) at the model's compared batch size: its p50, speed-up over
     torch-fp32, parity and accuracy delta."""
     rows = []
@@ -276,7 +233,7 @@ def fastest_column() -> Column:
     return Column(header, render, True, "fastest_within")
 
 
-def summary_columns(run: Run) -> list[Column]:
+def summary_columns(run: RunView) -> list[Column]:
     columns = [
         text_column("model", "model"),
         text_column("family", "family"),

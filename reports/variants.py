@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from reports.results import REFERENCE_VARIANT, Run, interval, is_present, latency_percentiles
+from reports.run_data import REFERENCE_VARIANT, RunView, interval, is_present, latency_percentiles
 
 AUROC_TOLERANCE = 0.01
 
@@ -19,7 +19,7 @@ class VariantChoice:
     image_auroc_delta: float  # variant minus torch-fp32 on the mean row (0 for torch-fp32 itself)
 
 
-def p50_of(run: Run, model: str, variant: str) -> float:
+def p50_of(run: RunView, model: str, variant: str) -> float:
     """A variant's p50 latency (ms) at the model's compared batch size; NaN unless that record finished."""
     record = run.profile_record(model, variant)
     if record is None or record.get("status") != "ok":
@@ -27,7 +27,7 @@ def p50_of(run: Run, model: str, variant: str) -> float:
     return latency_percentiles(record)[0]
 
 
-def speedup(run: Run, model: str, variant: str) -> float:
+def speedup(run: RunView, model: str, variant: str) -> float:
     """torch-fp32 p50 / variant p50 at the same batch size (above 1: the variant is faster)."""
     reference, mine = p50_of(run, model, REFERENCE_VARIANT), p50_of(run, model, variant)
     if not (is_present(reference) and is_present(mine)) or mine <= 0:
@@ -35,7 +35,7 @@ def speedup(run: Run, model: str, variant: str) -> float:
     return reference / mine
 
 
-def accuracy_delta(run: Run, model: str, dataset: str, variant: str, metric: str = "image_auroc") -> tuple[float, float, float]:
+def accuracy_delta(run: RunView, model: str, dataset: str, variant: str, metric: str = "image_auroc") -> tuple[float, float, float]:
     """(delta, ci_low, ci_high) of a variant against torch-fp32 on the (model, dataset) mean row; NaN where
     the variant's accuracy was not measured."""
     row = run.mean_row(model, dataset, variant)
@@ -44,7 +44,7 @@ def accuracy_delta(run: Run, model: str, dataset: str, variant: str, metric: str
     return interval(row, f"{metric}_delta")
 
 
-def fastest_within(run: Run, model: str, dataset: str, tolerance: float = AUROC_TOLERANCE) -> tuple[VariantChoice | None, str]:
+def fastest_within(run: RunView, model: str, dataset: str, tolerance: float = AUROC_TOLERANCE) -> tuple[VariantChoice | None, str]:
     """The fastest variant (lowest p50 at the model's compared batch size) whose mean image AUROC is at most
     `tolerance` below torch-fp32's, and why not when there is none.
 

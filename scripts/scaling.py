@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Scale on paper: what the paper-sized benchmark costs, from measured per-step times, and how long it takes on
-1, 8 or 64 GPUs when its jobs are Ray tasks (docs/scaling.md).
+1, 8 or 64 GPUs when its jobs are Ray tasks (docs/design/scaling.md).
 
     python scripts/scaling.py table RUN [RUN ...] [--io IO.json] [--gpus 1,8,64] [--efficiency 0.1,0.25,0.5]
     python scripts/scaling.py measure-io --records RUN [RUN ...] --accuracy-template RUN --out IO.json
@@ -80,14 +80,14 @@ def _median(values: list[float]) -> float:
 
 def _records_of(path: Path) -> list[dict]:
     """The records of a run folder (results.json, else its job files) or of a results.json file."""
-    from bench import results
+    from bench import run_folder
 
     path = Path(path)
     if path.is_file() or (path / "results.json").is_file():
-        return results.load_results(path)[1]
+        return run_folder.load_results(path)[1]
     found = []
-    for job in results.job_files(path):
-        found.extend(results.read_job(job)["records"])
+    for job in run_folder.job_files(path):
+        found.extend(run_folder.read_job(job)["records"])
     if not found:
         raise SystemExit(f"{path}: no results.json and no records/*.json: not a run folder")
     return found
@@ -596,7 +596,7 @@ def measure_results_writing(profile: list[dict], accuracy: dict, repeats: int, w
     """results.json/.csv for the whole paper matrix: their size, one rewrite's time, and what rewriting them after
     every job costs over the run (a rewrite after job k writes k jobs' records: the sum over k)."""
     from bench.aggregate import mean_rows
-    from bench.results import write_job, write_results
+    from bench.run_folder import write_job, write_results
 
     models = sorted({r["model"] for r in profile}) or ["model"]
     while len(models) < 11:  # the paper's 11 models, whatever was measured
@@ -717,11 +717,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "table" and args.io and not args.io.is_file():
         print(f"scaling.py: --io {args.io}: no such file", file=sys.stderr)
         return 2
-    from bench.results import RunFolderError
+    from bench.schema import ResultsError
 
     try:
         return table_main(args) if args.command == "table" else measure_io_main(args)
-    except RunFolderError as exc:
+    except ResultsError as exc:
         print(f"scaling.py: {exc}", file=sys.stderr)
         return 2
 

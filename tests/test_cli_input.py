@@ -125,23 +125,30 @@ def test_summary_from_a_pipe_is_whole(tmp_path):
     header = next(line for line in run.stdout.splitlines() if line.startswith("model"))
     for column in ("params", "gmacs", "latency_ms_p50", "train_step_ms_p50"):
         assert column in header.split()
-    from bench.summary import fmt
+    from bench.formatting import fmt_value
 
     for record in records:
         for column in ("params", "latency_ms_p50", "train_step_ms_p50", "model_mb"):
-            assert fmt(record[column], column) in run.stdout, column
+            assert fmt_value(record[column], column) in run.stdout, column
     assert "USDT" not in run.stdout + run.stderr
     # progress went to stderr as plain lines, one per record
     assert sum("profile tiny_ok" in line for line in run.stderr.splitlines()) == len(records)
 
 
-def test_fmt_keeps_every_digit_that_matters():
-    from bench.summary import fmt
+def test_the_terminal_writes_a_number_as_the_report_does():
+    from bench.formatting import fmt_value
+    from reports.tables import PROFILE_COLUMNS
 
-    assert fmt(24_436_369) == "24,436,369"
-    assert fmt(0.012345678) == "0.01235"
-    assert fmt(123456.7) == "123,457"
-    assert fmt(math.nan) == "-"
+    assert fmt_value(24_436_369) == fmt_value(24_436_369.0, "params") == "24,436,369"  # a count keeps every digit
+    assert fmt_value(0.012345678) == "0.0123"
+    assert fmt_value(123456.7) == "123457"
+    assert fmt_value(math.nan) == fmt_value(None) == "–"
+    assert fmt_value(True) == "yes" and fmt_value("pass") == "pass"
+    record = {"latency_ms_p50": 0.36217, "params": 24_436_369, "batch_size": 2, "onnx_mb": 0.10531,
+              "throughput_ips": 7845.31}
+    for column in PROFILE_COLUMNS:
+        if column.key in record:
+            assert column.render(record).text == fmt_value(record[column.key], column.key), column.key
 
 
 def test_labelled_defects_refused_for_models_that_cannot_use_labels(tmp_path):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import api, results
+from bench import api, run_folder
 from bench.jobs.spec import JobSpec
 
 PLUGIN = str(Path(__file__).parent / "plugins" / "tiny_models.py")
@@ -50,7 +50,7 @@ def test_throughput_failure_keeps_latency(tmp_path):
 def test_run_files_are_self_contained(tmp_path):
     quick(["tiny_ok"], tmp_path, seed=3, argv=["bench", "run"])
     payload = json.loads((tmp_path / "results.json").read_text())
-    assert payload["schema"] == results.SCHEMA == 2
+    assert payload["schema"] == run_folder.SCHEMA == 2
     prov = payload["provenance"]
     for key in ("python", "torch", "onnx", "onnxruntime", "cpu", "cpu_flags", "threads", "git_sha", "seed", "command",
                 "timestamp", "executor", "math_mode"):
@@ -59,7 +59,7 @@ def test_run_files_are_self_contained(tmp_path):
     first = payload["records"][0]
     assert len(first["latency_samples_ms"]) == first["latency_n"]
     # each job's file stands alone: its spec, its provenance and its records
-    job = json.loads(results.job_file(tmp_path, first["job_id"]).read_text())
+    job = json.loads(run_folder.job_file(tmp_path, first["job_id"]).read_text())
     assert job["complete"] is True and job["provenance"]["command"] == "bench run"
     assert JobSpec.from_dict(job["job"]).job_id == first["job_id"]
     assert [r["variant"] for r in job["records"]] == ["torch-fp32", "ort-fp32"]
@@ -121,10 +121,10 @@ def test_suites_with_other_probe_settings_do_not_share_ids(tmp_path, small_set):
 
 def test_corrupt_job_file_is_named_and_rerun(tmp_path, capsys):
     first = quick(["tiny_ok"], tmp_path)
-    path = results.job_file(tmp_path, first["job_id"].iloc[0])
+    path = run_folder.job_file(tmp_path, first["job_id"].iloc[0])
     path.write_text("{not json")
     again = quick(["tiny_ok"], tmp_path, resume=True)
-    assert f"{path}: unreadable job record" in capsys.readouterr().err
+    assert f"{path}: not a defectbench job record (not JSON" in capsys.readouterr().err
     assert (again["status"] == "ok").all() and json.loads(path.read_text())["complete"]
 
 
@@ -151,7 +151,7 @@ def test_fresh_run_replaces_the_old_results_at_once(tmp_path):
 
 
 def test_results_csv_is_replaced_atomically(tmp_path, monkeypatch):
-    results.write_results(tmp_path, [{"suite": "profile", "model": "a", "status": "ok"}], {})
+    run_folder.write_results(tmp_path, [{"suite": "profile", "model": "a", "status": "ok"}], {})
     before = (tmp_path / "results.csv").read_text()
     real_write = Path.write_text
 
@@ -161,7 +161,7 @@ def test_results_csv_is_replaced_atomically(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Path, "write_text", disk_full)
     with pytest.raises(OSError):
-        results.write_results(tmp_path, [{"suite": "profile", "model": "b" * 50, "status": "ok"}], {})
+        run_folder.write_results(tmp_path, [{"suite": "profile", "model": "b" * 50, "status": "ok"}], {})
     monkeypatch.undo()
     assert (tmp_path / "results.csv").read_text() == before
     assert json.loads((tmp_path / "results.json").read_text())["records"][0]["model"] == "a"

@@ -175,7 +175,7 @@ def _profile_record(model: str, **kw) -> dict:
 
 
 def _run_folder(path: Path, records: list[dict]) -> Path:
-    from bench.results import write_results
+    from bench.run_folder import write_results
 
     write_results(path, records, {"note": "test"})
     return path

@@ -123,10 +123,10 @@ class SideProcess:
 
 def write_failed(out: Path, job: dict, why: str) -> None:
     """A job file with the job's expected records marked failed (the side could not write them)."""
-    from bench import results
+    from bench import run_folder
 
     records = [dict(stub, error=why) for stub in job["failed"]]
-    results.write_job(out, job["job_id"], {}, records, {}, complete=True)
+    run_folder.write_job(out, job["job_id"], {}, records, {}, complete=True)
 
 
 def absolute_paths(args: list[str]) -> list[str]:

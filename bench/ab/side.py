@@ -105,7 +105,7 @@ class Side:
         return self.folders[out]
 
     def run_job(self, prefix: str, out: str) -> dict:
-        from bench import results
+        from bench import run_folder
         from bench.executors.inline import InlineExecutor
 
         state = self.folder(out)
@@ -116,24 +116,24 @@ class Side:
 
         def on_record(spec, record):
             produced.append(record)
-            results.write_job(Path(out), spec.job_id, spec.to_dict(), produced, state["provenance"], complete=False)
+            run_folder.write_job(Path(out), spec.job_id, spec.to_dict(), produced, state["provenance"], complete=False)
 
         def on_done(spec):
-            results.write_job(Path(out), spec.job_id, spec.to_dict(), produced, state["provenance"], complete=True)
+            run_folder.write_job(Path(out), spec.job_id, spec.to_dict(), produced, state["provenance"], complete=True)
 
         InlineExecutor().run([spec], on_record, on_done, lambda spec, text: None)
         return {"done": prefix, "statuses": [r.get("status", "ok") for r in produced],
                 "seconds": time.perf_counter() - started}
 
     def finish(self, outs: list[str]) -> None:
-        from bench import results
+        from bench import run_folder
         from bench.aggregate import mean_rows
 
         for out in outs:
             state = self.folder(out)
             records = [r for job in state["order"] for r in state["records"].get(job, [])]
             state["provenance"]["run_seconds"] = time.perf_counter() - state["started"]
-            results.write_results(Path(out), records + mean_rows(records), state["provenance"])
+            run_folder.write_results(Path(out), records + mean_rows(records), state["provenance"])
 
 
 def main(args: list[str]) -> int:

@@ -10,7 +10,7 @@ from bench.compare.accuracy import compare_accuracy, reproducibility_conditions
 from bench.compare.exact import compare_exact
 from bench.compare.findings import SILENT_KINDS, Finding
 from bench.compare.latency import compare_latency
-from bench.compare.load import Run, UnusableInput, describe_key, load_repeats
+from bench.compare.load import LoadedRun, UnusableInput, describe_key, load_repeats
 from bench.compare.status import compare_status, only_in_one
 
 # `skip`: latency is not compared at all (make regress judges it in its A/B run; against a baseline recorded on
@@ -18,7 +18,7 @@ from bench.compare.status import compare_status, only_in_one
 LATENCY_GATES = ("same-machine", "always", "never", "skip")
 BUSY_SHARE = 0.8  # below this share of the wall time on its cores, a run was timed on a busy machine
 # NEW timed with less than this fraction of the least share any BASE run had is outside what BASE measured
-# (sub-millisecond calls slow down with a busier machine's cold caches; docs/compare.md): not gated
+# (sub-millisecond calls slow down with a busier machine's cold caches; docs/design/compare.md): not gated
 BUSIER_THAN_BASE = 0.9
 COLUMNS = ["job", "check", "field", "base", "new", "change", "p_value", "verdict", "fails", "note", "kind"]
 
@@ -27,13 +27,13 @@ COLUMNS = ["job", "check", "field", "base", "new", "change", "p_value", "verdict
 class Comparison:
     """The judged comparison: one row per finding, the overall verdict and what the provenance says."""
 
-    base: Run  # the first of BASE's repeated runs (all of them in `base_repeats`)
-    new: Run  # the first of NEW's repeated runs (all of them in `new_repeats`)
+    base: LoadedRun  # the first of BASE's repeated runs (all of them in `base_repeats`)
+    new: LoadedRun  # the first of NEW's repeated runs (all of them in `new_repeats`)
     rows: pd.DataFrame
     settings: dict
     context: list[str] = field(default_factory=list)  # lines about the runs: machines, versions, gating
-    base_repeats: list[Run] = field(default_factory=list)
-    new_repeats: list[Run] = field(default_factory=list)
+    base_repeats: list[LoadedRun] = field(default_factory=list)
+    new_repeats: list[LoadedRun] = field(default_factory=list)
 
     @property
     def regressions(self) -> pd.DataFrame:
@@ -59,8 +59,8 @@ class Comparison:
         return {kind: int(failing[kind]) for kind in SILENT_KINDS if kind in failing}
 
 
-def _as_runs(value, side: str) -> list[Run]:
-    if isinstance(value, Run):
+def _as_runs(value, side: str) -> list[LoadedRun]:
+    if isinstance(value, LoadedRun):
         return [value]
     if isinstance(value, (list, tuple)):
         runs = [r for v in value for r in _as_runs(v, side)]
@@ -75,7 +75,7 @@ def compare_runs(base, new, *, latency_effect: float = 0.10, alpha: float = 0.01
                  latency_gate: str = "same-machine", allow_missing: bool = False, allow_data_change: bool = False,
                  allow_skipped: bool = False, allow_param_change: bool = False,
                  identical_code: bool = False, paired: bool = False) -> Comparison:
-    """Compare two runs (folders, results.json files, pytest-benchmark JSON files, or loaded `Run`s).
+    """Compare two runs (folders, results.json files, pytest-benchmark JSON files, or `LoadedRun`s).
 
     BASE may also be several repeated runs of the same code (a folder of run folders, or a list): their spread
     is the drift the latency test allows for; the first repeat stands for BASE in everything else. NEW may be

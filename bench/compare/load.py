@@ -1,4 +1,4 @@
-"""Reading the two sides of a comparison: a defectbench run (results schema 2) or a pytest-benchmark JSON file.
+"""Reading the two sides of a comparison: a defectbench run (bench/schema.py) or a pytest-benchmark JSON file.
 
 Whatever cannot be compared is refused here, before any judging, with one line naming the file:
 a missing path, a file that is not JSON, another results schema, a run without records, a pytest-benchmark
@@ -6,25 +6,26 @@ file saved without its raw timings, two records that claim the same identity.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SCHEMA = 2
-# What makes two records the same measurement (issue 10): everything else may differ between the runs.
-MATCH_KEYS = ("suite", "model", "variant", "dataset", "category", "seed", "train_minutes", "image_size",
-              "batch_size", "device")
-DEFAULT_VARIANT = "torch-fp32"
+from bench.schema import IDENTITY_COLUMNS, REFERENCE_VARIANT, ResultsError, check_payload, parse_json
+
+# What makes two records the same measurement: everything else may differ between the runs.
+MATCH_KEYS = IDENTITY_COLUMNS
 
 
-class UnusableInput(ValueError):
-    """An input that cannot be compared; the message is one line naming the file and what is wrong."""
+class UnusableInput(ResultsError):
+    """An input that cannot be compared; the message is one line naming the file and what is wrong.
+
+    The reader of run files (bench.schema) raises its ResultsError; load_run passes it on as this, so that
+    `bench compare` has one error to catch."""
 
 
 @dataclass
-class Run:
-    """One side of a comparison: where it came from, its provenance and its records (plain dicts)."""
+class LoadedRun:
+    """One side of a comparison as loaded: where it came from, its provenance and its records (plain dicts)."""
 
     source: Path
     kind: str  # "defectbench" | "pytest-benchmark"
@@ -45,7 +46,7 @@ class Run:
 def _normal(name: str, value):
     """One spelling per value, so that 64, 64.0 and "64" match and absent, None, "" and NaN all read as empty."""
     if name == "variant" and value in (None, ""):
-        return DEFAULT_VARIANT
+        return REFERENCE_VARIANT
     if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, bool):
@@ -88,31 +89,21 @@ def describe_key(key: tuple) -> str:
 
 def _read_json(path: Path):
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UnusableInput(f"{path}: cannot read it ({type(exc).__name__})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UnusableInput(f"{path}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        return parse_json(path, "results file")
+    except ResultsError as exc:
+        raise UnusableInput(str(exc)) from None
 
 
 def _records_of(path: Path, payload) -> tuple[dict, list]:
     """Provenance and records of a schema-2 results file or job file."""
-    if not isinstance(payload, dict):
-        raise UnusableInput(f"{path}: not a defectbench results file (a JSON {type(payload).__name__})")
-    if "schema" not in payload:
+    if isinstance(payload, dict) and "schema" not in payload:
         raise UnusableInput(f"{path}: neither a defectbench results file (no 'schema') nor a pytest-benchmark "
                             f"file (no 'benchmarks')")
-    if payload["schema"] != SCHEMA:
-        raise UnusableInput(f"{path}: results schema {payload['schema']!r}; bench compare reads schema {SCHEMA} "
-                            f"(re-run with this defectbench)")
-    records, provenance = payload.get("records"), payload.get("provenance")
-    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise UnusableInput(f"{path}: 'records' is not a list of records")
-    if not isinstance(provenance, dict):
-        raise UnusableInput(f"{path}: no 'provenance' object")
-    return provenance, records
+    try:
+        payload = check_payload(path, payload)
+    except ResultsError as exc:
+        raise UnusableInput(str(exc)) from None
+    return payload["provenance"], payload["records"]
 
 
 # What tests/benchmarks/ keeps in each benchmark's extra_info, under the names a defectbench record uses.
@@ -121,7 +112,7 @@ EXTRA_INFO = {"cpu_samples_ms": "latency_cpu_samples_ms", "reference_samples_ms"
               "device_peak_gflops": "device_peak_gflops", "threads": "threads", "device": "device"}
 
 
-def _from_pytest_benchmark(path: Path, payload: dict) -> Run:
+def _from_pytest_benchmark(path: Path, payload: dict) -> LoadedRun:
     """pytest-benchmark's JSON (`--benchmark-json`, or `--benchmark-save` with `--benchmark-save-data`): one
     record per benchmark, its raw per-call times as latency samples; a reference workload timed between the
     rounds (tests/benchmarks/ puts it in `extra_info`) comes along."""
@@ -154,10 +145,10 @@ def _from_pytest_benchmark(path: Path, payload: dict) -> Run:
     for name in ("torch", "onnx", "onnxruntime", "threads", "device", "device_peak_gflops"):
         if name in info or name in first:
             provenance[name] = info.get(name, first.get(name))
-    return Run(path, "pytest-benchmark", provenance, records)
+    return LoadedRun(path, "pytest-benchmark", provenance, records)
 
 
-def load_run(path: str | Path) -> Run:
+def load_run(path: str | Path) -> LoadedRun:
     """A run folder (its results.json; else its job files), a results.json, or a pytest-benchmark JSON file."""
     path = Path(path)
     if not path.exists():
@@ -175,14 +166,14 @@ def load_run(path: str | Path) -> Run:
             job_provenance, job_records = _records_of(job, _read_json(job))
             provenance = provenance or job_provenance
             records.extend(job_records)
-        run = Run(path, "defectbench", provenance, records)
+        run = LoadedRun(path, "defectbench", provenance, records)
     else:
         payload = _read_json(path)
         if isinstance(payload, dict) and "benchmarks" in payload and "schema" not in payload:
             run = _from_pytest_benchmark(path, payload)
         else:
             provenance, records = _records_of(path, payload)
-            run = Run(path, "defectbench", provenance, records)
+            run = LoadedRun(path, "defectbench", provenance, records)
     if not run.records:
         raise UnusableInput(f"{run.source}: no records (an empty run)")
     run.by_key()  # refuse ambiguous identities now, not halfway through the judging
@@ -193,10 +184,10 @@ def _run_folders(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.is_dir() and ((p / "results.json").is_file() or (p / "records").is_dir()))
 
 
-def load_repeats(path: str | Path) -> list[Run]:
+def load_repeats(path: str | Path) -> list[LoadedRun]:
     """One side as one run, or as a folder of repeated runs of the same code (its run folders, in name order):
     BASE's spread tells `bench compare` how much this machine drifts between runs; NEW's repeats confirm a
-    latency change (docs/compare.md)."""
+    latency change (docs/design/compare.md)."""
     path = Path(path)
     if path.is_dir() and not (path / "results.json").is_file() and not (path / "records").is_dir():
         folders = _run_folders(path)

@@ -56,7 +56,7 @@ class JobSpec:
     @property
     def prefix(self) -> str:
         """The readable part of the id: what a user looks for in `records/`."""
-        from bench.results import job_id
+        from bench.run_folder import job_id
 
         if self.kind == "profile":
             return job_id("profile", self.model, f"{self.image_size}px", f"b{self.batch_size}", self.device)

@@ -18,9 +18,8 @@ import torch
 from bench.measure import ProbeSettings
 from bench.variants.base import PreparedVariant, VariantUnavailable
 from bench.failures import first_line as _first_line
+from bench.schema import POINT_DELTA_METRICS, delta_column
 from bench.variants.table import REFERENCE_VARIANT, VARIANTS, parse_variants, prepare_variant
-
-DELTA_METRICS = ("image_auroc", "pixel_auroc", "aupro", "image_ap", "pixel_ap", "image_f1_max")
 
 
 def evaluate_variant(variant: PreparedVariant, test_set, batch_size: int, *, image_level_only: bool = False
@@ -46,8 +45,9 @@ def evaluate_variant(variant: PreparedVariant, test_set, batch_size: int, *, ima
 
 
 def accuracy_deltas(base: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> dict[str, float]:
-    """The variant's metrics and `<metric>_delta` = variant minus base (point values; the paired intervals
-    come from bench.intervals). Both evaluations must be of the same images in the same order."""
+    """The variant's metrics and `<metric>_delta` = variant minus base for every metric of
+    bench.schema.POINT_DELTA_METRICS (point values; the paired intervals of the runner's deltas come from
+    bench.intervals). Both evaluations must be of the same images in the same order."""
     from bench.metrics import compute_all
 
     if not np.array_equal(base["labels"], other["labels"]):
@@ -57,8 +57,8 @@ def accuracy_deltas(base: dict[str, np.ndarray], other: dict[str, np.ndarray]) -
     theirs = compute_all(base["labels"], base["scores"], base["masks"] if has_maps else None, base.get("maps"))
     record = dict(ours)
     # a metric undefined on this test set (None: e.g. no defect pixel) has no delta either
-    record.update({f"{k}_delta": None if ours.get(k) is None or theirs.get(k) is None else ours[k] - theirs[k]
-                   for k in DELTA_METRICS if k in ours and k in theirs})
+    record.update({delta_column(k): None if ours.get(k) is None or theirs.get(k) is None else ours[k] - theirs[k]
+                   for k in POINT_DELTA_METRICS if k in ours and k in theirs})
     return record
 
 

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from bench.measure import ProbeSettings
+from bench.schema import DEFAULT_VARIANTS, REFERENCE_VARIANT, VARIANT_ORDER  # noqa: F401 (re-exported)
 from bench.variants.base import PreparedVariant
 
 
@@ -41,7 +42,9 @@ class VariantSpec:
     cuda_only: bool = False
 
 
-VARIANTS: dict[str, VariantSpec] = {s.name: s for s in (
+# In the schema's order (bench/schema.py VARIANT_ORDER, which every table follows): a variant added here and
+# not there fails at import.
+VARIANTS: dict[str, VariantSpec] = {s.name: s for s in sorted((
     VariantSpec("torch-fp32", "torch", "fp32"),
     VariantSpec("torch-tf32", "torch", "tf32", cuda_only=True),
     VariantSpec("torch-bf16", "torch", "bf16"),
@@ -53,9 +56,7 @@ VARIANTS: dict[str, VariantSpec] = {s.name: s for s in (
     VariantSpec("ort-int8-dynamic", "onnxruntime", "int8"),
     VariantSpec("ort-int8-static", "onnxruntime", "int8"),
     VariantSpec("ort-fp16", "onnxruntime", "fp16", cuda_only=True),
-)}
-REFERENCE_VARIANT = "torch-fp32"
-DEFAULT_VARIANTS = ("torch-fp32", "ort-fp32")
+), key=lambda spec: VARIANT_ORDER.index(spec.name))}
 CPU_VARIANTS = tuple(n for n, s in VARIANTS.items() if not s.cuda_only)
 CUDA_VARIANTS = tuple(VARIANTS)
 

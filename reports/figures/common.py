@@ -14,7 +14,8 @@ from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from matplotlib.transforms import Bbox
 
-from reports.results import Run, is_present, number
+from bench.formatting import fmt_sig
+from reports.run_data import RunView, is_present, number
 
 # Style shared by every figure; svg.hashsalt makes the SVG ids, and so the files, the same on every render.
 STYLE = {
@@ -45,7 +46,7 @@ class FigureResult:
     notes: list[str] = field(default_factory=list)
 
 
-def model_colours(run: Run) -> dict[str, tuple]:
+def model_colours(run: RunView) -> dict[str, tuple]:
     """One colour per model, the same in every figure."""
     palette = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD"]
     return {model: to_rgb(palette[i % len(palette)]) for i, model in enumerate(run.models)}
@@ -143,11 +144,11 @@ def wide_spread(values) -> bool:
 
 
 def fmt_ms(value: float) -> str:
-    return f"{value:.3g} ms" if value < 100 else f"{value:.0f} ms"
+    return f"{fmt_sig(value)} ms"  # written as in the tables and the terminal (bench/formatting.py)
 
 
 def fmt_mb(value: float) -> str:
-    return f"{value:.3g}" if value < 100 else f"{value:.0f}"
+    return fmt_sig(value)
 
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from reports.figures.common import FigureResult, new_figure, wrap_label
-from reports.results import Run, is_present, number
+from reports.run_data import RunView, is_present, number
 
 MAX_GALLERY_ROWS = 24
 MAP_PERCENTILES = (1.0, 99.5)
@@ -42,7 +42,7 @@ def pick_images(labels: np.ndarray, count: int) -> list[int]:
     return picked
 
 
-def gallery_figure(run: Run, images_per_category: int = 3) -> FigureResult:
+def gallery_figure(run: RunView, images_per_category: int = 3) -> FigureResult:
     title = "Heat-map gallery: test image, ground truth and each model's anomaly map with its score"
     result = FigureResult("gallery", title, None)
     blocks = []  # (dataset, category, reference arrays, [(model, arrays | None)], picked indices)

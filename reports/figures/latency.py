@@ -8,7 +8,7 @@ from matplotlib.patches import Patch
 from reports.figures.common import (
     ORT_COLOUR, PYTORCH_COLOUR, FigureResult, bottom_legend, fmt_ms, new_figure, plain_log_ticks, wide_spread, wrap_label,
 )
-from reports.results import ORT_REFERENCE_VARIANT, REFERENCE_VARIANT, Run, is_present, latency_percentiles
+from reports.run_data import ORT_REFERENCE_VARIANT, REFERENCE_VARIANT, RunView, is_present, latency_percentiles
 
 NOT_MEASURED = (float("nan"),) * 3
 
@@ -24,7 +24,7 @@ def status_text(record: dict | None) -> str:
     return "n/a"
 
 
-def latency_figure(run: Run) -> FigureResult:
+def latency_figure(run: RunView) -> FigureResult:
     title = "Inference latency per model: PyTorch vs ONNX Runtime, p50 bar, p90 and p99 whiskers"
     result = FigureResult("latency", title, None)
     rows = []

@@ -12,7 +12,7 @@ from matplotlib.transforms import offset_copy
 from reports.figures.common import (
     FigureResult, bottom_legend, model_colours, new_figure, p10_p90, place_labels, plain_log_ticks, wide_spread,
 )
-from reports.results import REFERENCE_VARIANT, Run, interval, is_present, latency_percentiles, number, undefined_reasons
+from reports.run_data import REFERENCE_VARIANT, RunView, interval, is_present, latency_percentiles, number, undefined_reasons
 
 SEED_BAR_WIDTH = 7.0  # points: the seed-spread bar is drawn wide and pale behind the thin interval whisker
 
@@ -62,7 +62,7 @@ def errorbars(ax, point: Point, metric: str, colour, panel: str, radius_pt: floa
             collection.set_gid(f"interval-{panel}-{metric}-{point.model}")
 
 
-def pareto_figure(run: Run) -> FigureResult:
+def pareto_figure(run: RunView) -> FigureResult:
     title = "Accuracy against cost: mean AUROC / AUPRO vs. torch-fp32 p50 latency"
     result = FigureResult("pareto", title, None)
     timed = {}

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 
 from reports.figures.common import FAILED_COLOUR, FigureResult, bottom_legend, model_colours, new_figure
-from reports.results import MEAN_CATEGORY, Run, interval, is_present, number, undefined_reasons
+from reports.run_data import MEAN_CATEGORY, RunView, interval, is_present, number, undefined_reasons
 
 ROW_HEIGHT_IN = 0.24
 
@@ -27,7 +27,7 @@ class Row:
     state: str = ""  # '' when drawn; else what to write instead: 'failed', 'undefined: ...', 'not run'
 
 
-def category_row(run: Run, model: str, dataset: str, category: str, metric: str, failed: set) -> Row:
+def category_row(run: RunView, model: str, dataset: str, category: str, metric: str, failed: set) -> Row:
     records = run.category_rows(model, dataset, category)
     row = Row(model)
     if not records:
@@ -50,7 +50,7 @@ def category_row(run: Run, model: str, dataset: str, category: str, metric: str,
     return row
 
 
-def mean_block_row(run: Run, model: str, dataset: str, metric: str, categories: list[str]) -> Row:
+def mean_block_row(run: RunView, model: str, dataset: str, metric: str, categories: list[str]) -> Row:
     """The stored mean row with its combined interval; the seeds' own category means where there are several."""
     mean = run.mean_row(model, dataset)
     row = Row(model)
@@ -72,7 +72,7 @@ def mean_block_row(run: Run, model: str, dataset: str, metric: str, categories: 
     return row
 
 
-def per_category_figure(run: Run) -> FigureResult:
+def per_category_figure(run: RunView) -> FigureResult:
     title = "Accuracy per category: value and 95% test-set interval per model"
     result = FigureResult("per_category", title, None)
     categories = run.categories()

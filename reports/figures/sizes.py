@@ -5,7 +5,7 @@ from __future__ import annotations
 from matplotlib.patches import Patch
 
 from reports.figures.common import FigureResult, bottom_legend, fmt_mb, new_figure, wrap_label
-from reports.results import ORT_REFERENCE_VARIANT, REFERENCE_VARIANT, Run, is_present, number
+from reports.run_data import ORT_REFERENCE_VARIANT, REFERENCE_VARIANT, RunView, is_present, number
 
 SIZE_COLOURS = {  # Fig. 6's stack, bottom to top
     "fwd_mb_est": "#8172B3",
@@ -23,7 +23,7 @@ PEAK_COLOURS = {"peak_infer_mb": "#55A868", "peak_train_mb": "#C44E52"}
 PEAK_LABELS = {"peak_infer_mb": "peak, inference (measured)", "peak_train_mb": "peak, training step (measured)"}
 
 
-def size_row(run: Run, model: str) -> dict:
+def size_row(run: RunView, model: str) -> dict:
     """A model's sizes gathered from its rows: model-level facts from any row, the ONNX file from ort-fp32 and
     the inference peak from torch-fp32 (a row that did not finish contributes nothing measured)."""
     facts = run.model_facts(model)
@@ -37,7 +37,7 @@ def size_row(run: Run, model: str) -> dict:
     return row
 
 
-def sizes_figure(run: Run) -> FigureResult:
+def sizes_figure(run: RunView) -> FigureResult:
     title = "Memory per model: estimated sizes (stacked, as Fig. 6) beside measured peaks"
     result = FigureResult("sizes", title, None)
     keys = list(SIZE_COLOURS)

@@ -6,7 +6,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from reports.figures.common import FAILED_COLOUR, FigureResult, bottom_legend, model_colours, new_figure, variant_colour
-from reports.results import Run, batch_of, is_present, latency_percentiles, number
+from reports.run_data import RunView, batch_of, is_present, latency_percentiles, number
 
 LINESTYLES = ["-", "--", ":", "-."]
 
@@ -29,7 +29,7 @@ def is_out_of_memory(record: dict) -> bool:
     return record.get("status") in ("skipped", "failed") and ("out of memory" in text or "not enough memory" in text or "oom" in text.split())
 
 
-def sweep_figure(run: Run) -> FigureResult:
+def sweep_figure(run: RunView) -> FigureResult:
     title = "Batch sweep: throughput and peak memory against batch size"
     result = FigureResult("sweep", title, None)
     sweeps = run.sweeps()

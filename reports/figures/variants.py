@@ -6,7 +6,7 @@ from __future__ import annotations
 from reports.figures.common import (
     FAILED_COLOUR, FigureResult, fmt_ms, new_figure, plain_log_ticks, variant_colour, wide_spread,
 )
-from reports.results import REFERENCE_VARIANT, Run, is_present, latency_percentiles
+from reports.run_data import REFERENCE_VARIANT, RunView, is_present, latency_percentiles
 from reports.tables import fmt_interval
 from reports.variants import AUROC_TOLERANCE, accuracy_delta, fastest_within, speedup
 
@@ -14,7 +14,7 @@ ROW_HEIGHT_IN = 0.3
 STAR = "\u2605"
 
 
-def delta_text(run: Run, model: str, variant: str) -> str:
+def delta_text(run: RunView, model: str, variant: str) -> str:
     if variant == REFERENCE_VARIANT:
         return "reference"
     parts = []
@@ -35,7 +35,7 @@ def short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def variants_figure(run: Run) -> FigureResult:
+def variants_figure(run: RunView) -> FigureResult:
     title = "Latency by deployment variant, with each variant's accuracy cost"
     result = FigureResult("variants", title, None)
     groups = []  # (model, [(variant, record)])

@@ -1,8 +1,8 @@
-"""Run directories: one JSON file per job, rewritten as the job's records arrive, and the assembled
-`results.json` / `results.csv` (results schema 2, docs/design.md).
+"""Run folder I/O: one JSON file per job, rewritten as the job's records arrive, and the assembled
+`results.json` / `results.csv` (what they hold: bench/schema.py).
 
-    RUN/records/<job_id>.json   {"schema": 2, "provenance": {...}, "job": {...}, "complete": bool, "records": [...]}
-    RUN/results.json            {"schema": 2, "provenance": {...}, "records": [...]}
+    RUN/records/<job_id>.json   one job's records, `complete` once the job has ended
+    RUN/results.json            every record of the run
     RUN/results.csv             one row per record, scalar columns only (raw sample lists stay in the JSON)
 
 Every file is written to a temporary name and renamed into place: a crash mid-write never leaves a half
@@ -19,14 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-SCHEMA = 2
-# The leading columns of every table, in this order; the rest follow as the probes name them.
-LEADING_COLUMNS = ["suite", "model", "family", "variant", "dataset", "category", "train_minutes", "seed", "device",
-                   "image_size", "batch_size", "threads", "status", "error"]
-
-
-class RunFolderError(ValueError):
-    """A run folder or results file that cannot be used; the message is one line naming the file."""
+from bench.schema import LEADING_COLUMNS, SCHEMA, ResultsError, read_results, read_run_file
 
 
 def job_id(*parts: Any) -> str:
@@ -61,24 +54,6 @@ def write_json(path: Path, payload: dict) -> None:
     _atomic_write(Path(path), json.dumps(_clean(payload), indent=1, sort_keys=False))
 
 
-def read_json(path: Path, what: str = "results file") -> dict:
-    """A JSON object from `path`, or a RunFolderError naming the file and what is wrong with it."""
-    path = Path(path)
-    try:
-        payload = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RunFolderError(f"{path}: no such {what}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunFolderError(f"{path}: unreadable {what} ({type(exc).__name__}: {str(exc)[:120]})") from None
-    if not isinstance(payload, dict):
-        raise RunFolderError(f"{path}: not a defectbench {what} (a JSON {type(payload).__name__}, not an object)")
-    if payload.get("schema") != SCHEMA:
-        found = payload.get("schema")
-        raise RunFolderError(f"{path}: written by results schema {found!r}; this defectbench reads schema {SCHEMA} "
-                             f"(re-run it, or use the defectbench version that wrote it)")
-    return payload
-
-
 # -- job files -------------------------------------------------------------------------------------------
 def job_file(run_dir: Path, job: str) -> Path:
     return Path(run_dir) / "records" / f"{job}.json"
@@ -93,9 +68,9 @@ def write_job(run_dir: Path, job: str, spec: dict, records: list[dict], provenan
 
 
 def read_job(path: Path) -> dict:
-    payload = read_json(path, "job record")
-    if not isinstance(payload.get("records"), list) or "job" not in payload:
-        raise RunFolderError(f"{path}: not a defectbench job record (no 'job' or 'records')")
+    payload = read_run_file(path, "job record")
+    if "job" not in payload:
+        raise ResultsError(f"{path}: not a defectbench job record (no 'job')")
     return payload
 
 
@@ -126,21 +101,15 @@ def write_results(run_dir: Path, records: list[dict], provenance: dict) -> pd.Da
 
 def load_results(path: Path) -> tuple[dict, list[dict]]:
     """(provenance, records) of a run folder or a results.json file."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "results.json"
-    payload = read_json(path)
-    records = payload.get("records")
-    if not isinstance(records, list):
-        raise RunFolderError(f"{path}: not a defectbench results file (no list of records)")
-    return dict(payload.get("provenance") or {}), records
+    _, provenance, records = read_results(path)
+    return dict(provenance), records
 
 
 def check_run_folder(run_dir: Path) -> None:
     """Refuse, before any work, an --out that is a file or a run folder written by another schema."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
-        raise RunFolderError(f"--out {run_dir}: exists and is not a folder")
+        raise ResultsError(f"--out {run_dir}: exists and is not a folder")
     results = run_dir / "results.json"
     if results.is_file():
         try:
@@ -148,5 +117,5 @@ def check_run_folder(run_dir: Path) -> None:
         except (OSError, ValueError, AttributeError):
             return  # unreadable results are rewritten by the run; the job files are what resume reads
         if schema != SCHEMA:
-            raise RunFolderError(f"--out {run_dir}: a run folder written by results schema {schema!r}; this "
-                                 f"defectbench writes schema {SCHEMA}: choose another --out")
+            raise ResultsError(f"--out {run_dir}: a run folder written by results schema {schema!r}; this "
+                               f"defectbench writes schema {SCHEMA}: choose another --out")

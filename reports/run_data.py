@@ -1,50 +1,20 @@
-"""Reading a run's results.json (schema 2, docs/design.md) into the views the figures and tables need.
+"""The report's data: a run's results.json (read by bench/schema.py) split into the views the figures and
+tables need.
 
 No model and no torch here. A record is a plain dict; NaN, null and empty strings all mean "not measured".
 """
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-SCHEMA = 2
-MEAN_CATEGORY = "mean"
-REFERENCE_VARIANT = "torch-fp32"  # what every accuracy delta and parity verdict is measured against
-ORT_REFERENCE_VARIANT = "ort-fp32"
-# The order variants are listed in (the runner's own order); variants not named here follow in record order.
-VARIANT_ORDER = ["torch-fp32", "torch-bf16", "torch-fp16", "torch-channels-last", "torch-compile",
-                 "torch-compile-cudagraphs", "ort-fp32", "ort-fp16", "ort-int8-dynamic", "ort-int8-static"]
-# The metrics that carry a bootstrap interval (<metric>_ci_low / <metric>_ci_high).
-INTERVAL_METRICS = ("image_auroc", "image_ap", "pixel_auroc", "aupro")
-DELTA_METRICS = ("image_auroc", "pixel_auroc", "aupro")
-
-
-class SchemaError(ValueError):
-    """results.json is not one this report can read (other schema, not JSON, not a defectbench run)."""
-
-
-def number(value: Any) -> float:
-    """A record value as a float; missing, empty, None and non-numeric values become NaN."""
-    if isinstance(value, (bool, np.bool_)):
-        return float(value)
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return float(value)
-    if isinstance(value, str) and value.strip():
-        try:
-            return float(value)
-        except ValueError:
-            return math.nan
-    return math.nan
-
-
-def is_present(value: Any) -> bool:
-    return not math.isnan(number(value))
+# ORT_REFERENCE_VARIANT, is_present and number are imported from here by the report's modules.
+from bench.schema import (MEAN_CATEGORY, ORT_REFERENCE_VARIANT, PAIRED_DELTA_COLUMNS, REFERENCE_VARIANT, VARIANT_ORDER,
+                          is_present, number, read_results)
 
 
 def unique(items) -> list:
@@ -110,7 +80,7 @@ def latency_percentiles(record: dict, quantiles=(50, 90, 99)) -> tuple[float, ..
 
 
 @dataclass
-class Run:
+class RunView:
     """One run's provenance and records, split the ways the report looks at them."""
 
     run_dir: Path
@@ -242,7 +212,7 @@ class Run:
                     # Only a mean over every category of the dataset: a mean over the ones that did not fail would flatter.
                     row = {"model": model, "family": mine[0].get("family", ""), "dataset": dataset, "category": MEAN_CATEGORY,
                            "variant": variant, "suite": "accuracy", "status": "ok"}
-                    for key in ("image_auroc", "pixel_auroc", "aupro") + tuple(f"{m}_delta" for m in DELTA_METRICS):
+                    for key in ("image_auroc", "pixel_auroc", "aupro", *PAIRED_DELTA_COLUMNS):
                         values = [number(r.get(key)) for r in mine]
                         row[key] = float(np.nanmean(values)) if any(not math.isnan(v) for v in values) else math.nan
                     rows.append(row)
@@ -286,29 +256,16 @@ def _stage(record: dict) -> float:
     return math.inf if math.isnan(minutes) else minutes
 
 
-def load_run(path: Path) -> Run:
+def load_run(path: Path) -> RunView:
     """Read a run: RUN_DIR/results.json (or the path of a results.json itself).
 
-    Raises FileNotFoundError when there is no results.json, and SchemaError (a ValueError) with one line
-    naming the file and what to do when it is not a schema-2 defectbench results file."""
-    path = Path(path)
-    results = path if path.is_file() else path / "results.json"
-    if not results.is_file():
-        raise FileNotFoundError(f"{results}: no such file (a run directory holds results.json; `bench run --out DIR` writes one)")
-    try:
-        data = json.loads(results.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SchemaError(f"{results}: not a defectbench results file (not JSON: {error})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("records"), list):
-        raise SchemaError(f"{results}: not a defectbench results file (no list of records)")
-    schema = data.get("schema")
-    if schema != SCHEMA:
-        raise SchemaError(f"{results}: results schema {schema!r}, this report reads schema {SCHEMA}; "
-                          f"re-run the suite with this defectbench (`bench run --out DIR`) and report that run")
-    records = [dict(r) for r in data["records"] if isinstance(r, dict)]
+    Raises ResultsError (a ValueError) with one line naming the file and what is wrong when there is no
+    results.json or it is not a defectbench results file of this schema."""
+    results, provenance, records = read_results(path)
+    records = [dict(r) for r in records]
     for record in records:
         record.setdefault("status", "ok")
         record.setdefault("error", "")
-    run = Run(run_dir=results.parent, provenance=dict(data.get("provenance") or {}), records=records)
+    run = RunView(run_dir=results.parent, provenance=dict(provenance), records=records)
     run.models = unique(r.get("model", "?") for r in records)
     return run

@@ -1,0 +1,224 @@
+"""The results schema: what a run's files hold, every column a record may carry, and the one reader of them.
+
+    RUN/records/<job_id>.json   {"schema": 2, "provenance": {...}, "job": {...}, "complete": bool, "records": [...]}
+    RUN/results.json            {"schema": 2, "provenance": {...}, "records": [...]}
+
+A record is a flat dict, one measurement; a value that is None, NaN or "" means "not measured" (`number`).
+The column families below are the only place that names them: the runner writes them, `bench compare`
+judges them, the report shows them, and tests/test_schema.py fails when a record carries a column that no
+family here knows. A new column is added here first, with what it means.
+
+`read_run_file` and `read_results` are the one reader of these files for `bench`, `bench compare` and the
+report; whatever is wrong with a file is a `ResultsError` whose message is one line naming the file.
+
+Plain Python only (no torch, no numpy, no models): `bench compare` and the report import it without them.
+"""
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import re
+from pathlib import Path
+from typing import Any
+
+SCHEMA = 2
+
+
+class ResultsError(ValueError):
+    """A run folder, results.json or job file that cannot be used; the message is one line naming the file."""
+
+
+# -- identity ------------------------------------------------------------------------------------------------
+# What makes two records the same measurement: everything else may differ between two runs of it.
+IDENTITY_COLUMNS = ("suite", "model", "variant", "dataset", "category", "seed", "train_minutes", "image_size",
+                    "batch_size", "device")
+# The leading columns of every table, in this order; the rest follow as the jobs name them.
+LEADING_COLUMNS = ("suite", "model", "family", "variant", "dataset", "category", "train_minutes", "seed", "device",
+                   "image_size", "batch_size", "threads", "status", "error")
+# What every job's records say about the job: its id and settings, where and when it ran, how it ended.
+JOB_COLUMNS = ("job_id", "settings", "settings_hash", "host", "started_at", "seconds")
+STATUSES = ("ok", "skipped", "failed")
+MEAN_CATEGORY = "mean"  # the category of a mean row (bench/aggregate.py)
+
+# -- variants ------------------------------------------------------------------------------------------------
+# Every deployment variant, in the order the runner runs them and every table lists them: the order of the
+# variant table (bench/variants/table.py, which builds its table in this order; tests/test_schema.py checks).
+VARIANT_ORDER = ("torch-fp32", "torch-tf32", "torch-bf16", "torch-fp16", "torch-channels-last", "torch-compile",
+                 "torch-compile-cudagraphs", "ort-fp32", "ort-int8-dynamic", "ort-int8-static", "ort-fp16")
+REFERENCE_VARIANT = "torch-fp32"  # what every accuracy delta and parity verdict is measured against
+ORT_REFERENCE_VARIANT = "ort-fp32"  # the ONNX Runtime variant the report's summary shows beside it
+DEFAULT_VARIANTS = ("torch-fp32", "ort-fp32")
+# What a variant record says about how it ran.
+VARIANT_COLUMNS = ("runtime", "provider", "precision", "math_mode", "quantisation", "prepare_seconds",
+                   "compile_seconds", "onnx_export_seconds", "onnx_mb", "onnx_files", "latency_rounds", "notes")
+# Its output against torch-fp32's on the same input (bench/variants/parity.py).
+PARITY_COLUMNS = ("parity", "parity_max_abs_diff", "parity_rel_diff", "parity_p99_abs_diff", "parity_tolerance")
+
+# -- accuracy ------------------------------------------------------------------------------------------------
+ACCURACY_METRICS = {
+    "image_auroc": "area under the ROC curve of the image scores (defective vs good)",
+    "image_ap": "average precision of the image scores",
+    "image_f1_max": "the best F1 over the thresholds of the image scores",
+    "pixel_auroc": "area under the ROC curve of every test pixel's anomaly-map value",
+    "pixel_ap": "average precision of the anomaly-map pixels",
+    "aupro": "per-region overlap integrated over the pixel false-positive rate 0..0.3, divided by 0.3",
+}
+# The metrics that carry a bootstrap interval over the test images: <metric>_ci_low, <metric>_ci_high.
+INTERVAL_METRICS = ("image_auroc", "image_ap", "pixel_auroc", "aupro")
+INTERVAL_SUFFIXES = ("_ci_low", "_ci_high")
+INTERVAL_COLUMNS = ("ci_level", "ci_resamples", "ci_method")  # how the intervals of a record were made
+# A variant's accuracy minus torch-fp32's on the same test images with the same weights: <metric>_delta.
+# An accuracy job records these for each variant, each with a paired bootstrap interval
+# (<metric>_delta_ci_low/_ci_high; bench.intervals.paired_delta_intervals).
+PAIRED_DELTA_METRICS = ("image_auroc", "pixel_auroc", "aupro")
+# `bench.variants.accuracy_deltas` gives the point difference of every metric; the three beyond the paired
+# ones have no interval, and no job of the runner writes them today.
+POINT_DELTA_METRICS = ("image_auroc", "pixel_auroc", "aupro", "image_ap", "pixel_ap", "image_f1_max")
+
+
+def delta_column(metric: str) -> str:
+    return f"{metric}_delta"
+
+
+PAIRED_DELTA_COLUMNS = tuple(delta_column(m) for m in PAIRED_DELTA_METRICS)
+DELTA_COLUMNS = {
+    "image_auroc_delta": "variant minus torch-fp32 image AUROC, with a paired interval",
+    "pixel_auroc_delta": "variant minus torch-fp32 pixel AUROC, with a paired interval",
+    "aupro_delta": "variant minus torch-fp32 AUPRO, with a paired interval",
+    "image_ap_delta": "variant minus torch-fp32 image average precision (point value, no interval)",
+    "pixel_ap_delta": "variant minus torch-fp32 pixel average precision (point value, no interval)",
+    "image_f1_max_delta": "variant minus torch-fp32 best image F1 (point value, no interval)",
+}
+# What an accuracy record says about its data, its training and its evaluation (bench/jobs/accuracy.py).
+ACCURACY_COLUMNS = ("undefined_metrics", "data_fingerprint", "n_test", "n_test_defective", "n_train", "scores",
+                    "labels", "gallery_file", "checkpoint", "evaluated_from_checkpoint", "train_seconds", "epochs",
+                    "steps", "final_loss", "stopped_by", "schedule", "train_losses", "folds", "labelled_defects")
+# A detector's own facts (`Detector.info()` of the built-in models); a plugin's detector may add its own.
+MODEL_INFO_COLUMNS = ("pretrained", "train_images", "top_k", "n_gaussians", "mdn_objective", "anomaly_ratio",
+                      "synthetic_anomalies", "lr", "grad_clip", "optimizer", "top_k_fraction", "anomaly_probability")
+# A mean row (category "mean", bench/aggregate.py): which seeds and categories it averages, and per averaged
+# metric its seed-to-seed standard deviation <metric>_seed_std (training noise; the interval is test-set noise).
+MEAN_COLUMNS = ("seeds", "n_seeds", "n_categories")
+SEED_STD_SUFFIX = "_seed_std"
+
+# -- profile -------------------------------------------------------------------------------------------------
+# The model's size and cost (bench/measure.py's probes) and the roofline against the calibrated matmul peak.
+PROFILE_COLUMNS = ("params", "trainable_params", "gmacs", "mac_counter", "unsupported_ops", "model_mb",
+                   "fwd_mb_est", "bwd_mb_est", "fwd_bwd_mb_est", "peak_infer_mb", "peak_train_mb",
+                   "train_batch_size", "throughput_ips", "throughput_batch", "achieved_gflops", "peak_fraction",
+                   "device_peak_gflops")
+# Timed calls: <timed>_ms_p<q> (percentile q of the calls), _ms_mean, _iqr_ratio, _n, the raw samples and
+# their CPU time; the reference workload timed between them (reference_*) shows how busy the machine was.
+TIMED_PREFIXES = ("latency", "reference", "train_step")
+TIMING_SUFFIXES = ("ms_mean", "iqr_ratio", "n", "samples_ms", "cpu_samples_ms", "workload")
+PERCENTILE_COLUMN = re.compile(r"^(?:%s)_ms_p\d+$" % "|".join(TIMED_PREFIXES))
+# How long each probe of a profile job took: probe_seconds_<probe>.
+PROBE_SECONDS_PREFIX = "probe_seconds_"
+
+
+def percentile_column(quantile: int, prefix: str = "latency") -> str:
+    return f"{prefix}_ms_p{quantile}"
+
+
+# Columns that hold whole numbers (counts and sizes), written as counts wherever they are shown.
+COUNT_COLUMNS = frozenset(("seed", "image_size", "batch_size", "threads", "params", "trainable_params", "n_test",
+                           "n_test_defective", "n_train", "n_seeds", "n_categories", "steps",
+                           "throughput_batch", "train_batch_size", "onnx_files", "latency_n", "latency_rounds"))
+
+_NAMED = frozenset((*IDENTITY_COLUMNS, *LEADING_COLUMNS, *JOB_COLUMNS, *VARIANT_COLUMNS, *PARITY_COLUMNS,
+                    *ACCURACY_METRICS, *INTERVAL_COLUMNS, *DELTA_COLUMNS, *ACCURACY_COLUMNS, *MEAN_COLUMNS,
+                    *MODEL_INFO_COLUMNS, *PROFILE_COLUMNS,
+                    *(f"{p}_{s}" for p in TIMED_PREFIXES for s in TIMING_SUFFIXES)))
+_WITH_INTERVAL = frozenset((*INTERVAL_METRICS, *PAIRED_DELTA_COLUMNS))
+_WITH_SEED_STD = frozenset((*ACCURACY_METRICS, *DELTA_COLUMNS))
+
+
+def is_known_column(name: str) -> bool:
+    """Whether the schema names this column, directly or by one of its patterns."""
+    if name in _NAMED or PERCENTILE_COLUMN.match(name) or name.startswith(PROBE_SECONDS_PREFIX):
+        return True
+    for suffix in INTERVAL_SUFFIXES:
+        if name.endswith(suffix) and name[: -len(suffix)] in _WITH_INTERVAL:
+            return True
+    return name.endswith(SEED_STD_SUFFIX) and name[: -len(SEED_STD_SUFFIX)] in _WITH_SEED_STD
+
+
+def unknown_columns(record: dict) -> list[str]:
+    """The columns of `record` that the schema does not know (a new column not added here)."""
+    return [name for name in record if not is_known_column(name)]
+
+
+# -- values ----------------------------------------------------------------------------------------------------
+def number(value: Any) -> float:
+    """A record value as a float; missing, empty, None and non-numeric values become NaN."""
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():  # a numpy scalar
+        value = value.item()
+    if isinstance(value, (bool, numbers.Real)):
+        return float(value)
+    if isinstance(value, str) and value.strip():
+        try:
+            return float(value)
+        except ValueError:
+            return math.nan
+    return math.nan
+
+
+def is_present(value: Any) -> bool:
+    return not math.isnan(number(value))
+
+
+# -- the reader ----------------------------------------------------------------------------------------------
+def parse_json(path: Path, what: str = "results file") -> Any:
+    """The JSON in `path` (any type), or a ResultsError naming the file and what is wrong with it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such file (the {what} is missing)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: cannot read the {what} ({type(exc).__name__})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: not a defectbench {what} (not JSON: {exc.msg} at line {exc.lineno} "
+                           f"column {exc.colno})") from None
+
+
+def check_payload(path: Path, payload: Any, what: str = "results file") -> dict:
+    """`payload` as a results or job file of this schema: an object with `schema` SCHEMA, a list of records
+    (objects) and a provenance object (an absent one reads as empty). Raises ResultsError otherwise."""
+    if not isinstance(payload, dict):
+        raise ResultsError(f"{path}: not a defectbench {what} (a JSON {type(payload).__name__}, not an object)")
+    if payload.get("schema") != SCHEMA:
+        raise ResultsError(f"{path}: results schema {payload.get('schema')!r}; this defectbench reads schema {SCHEMA} "
+                           f"(re-run the suite with this defectbench, or read it with the version that wrote it)")
+    records = payload.get("records")
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise ResultsError(f"{path}: not a defectbench {what} (no list of records)")
+    if payload.get("provenance") is None:
+        payload["provenance"] = {}
+    elif not isinstance(payload["provenance"], dict):
+        raise ResultsError(f"{path}: not a defectbench {what} ('provenance' is not an object)")
+    return payload
+
+
+def read_run_file(path: Path, what: str = "results file") -> dict:
+    """A results.json or job file, checked (`check_payload`); ResultsError naming the file otherwise."""
+    return check_payload(Path(path), parse_json(path, what), what)
+
+
+def results_file(path: Path) -> Path:
+    """The results.json of a run folder, or `path` itself when it names a file."""
+    path = Path(path)
+    return path / "results.json" if path.is_dir() else path
+
+
+def read_results(path: Path) -> tuple[Path, dict, list[dict]]:
+    """(results.json's path, provenance, records) of a run folder or a results.json file."""
+    results = results_file(path)
+    if not results.exists():
+        raise ResultsError(f"{results}: no such file (a run folder holds results.json; `bench run --out DIR` "
+                           f"writes one)")
+    payload = read_run_file(results)
+    return results, payload["provenance"], payload["records"]
