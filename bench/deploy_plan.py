@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from bench import results
+from bench import run_folder
 from bench.config import RunConfig
 from bench.jobs.accuracy import stage_name
 from bench.jobs.spec import JobSpec
 from bench.plan import file_digest, job_timeout_for
+from bench.schema import ResultsError
 from bench.validate import UsageError
 
 
@@ -23,10 +24,10 @@ def plan_deploy(cfg: RunConfig, names: list[str] | None, device: str, threads: i
     source = Path(cfg.checkpoints).resolve()
     specs = []
     variants = ["torch-fp32"] + [v for v in cfg.variants if v != "torch-fp32"]
-    for path in results.job_files(source):
+    for path in run_folder.job_files(source):
         try:
-            payload = results.read_job(path)
-        except results.RunFolderError as exc:
+            payload = run_folder.read_job(path)
+        except ResultsError as exc:
             raise UsageError(f"--checkpoints: {exc}") from None
         job = payload.get("job") or {}
         if job.get("kind") != "accuracy" or not payload.get("complete"):
