@@ -67,23 +67,27 @@ def list_categories(name: str, root: str | Path | None = None) -> list[str]:
     return list(marker["categories"]) if marker else list(synthetic.CATEGORIES)
 
 
-def open_dataset(name: str, root: str | Path, category: str | None, split: str = "train", image_size: int = 256) -> SampleDataset:
-    """One category and split of a dataset as a torch Dataset of items.
+def open_dataset(name: str, root: str | Path, category: str | None, split: str = "train", image_size: int = 256,
+                 resize: int | None = None, test_subset: int | None = None) -> SampleDataset:
+    """One category and split of a dataset as a torch Dataset of items; `resize` and `test_subset` (the test
+    split only) as `SampleDataset.use_pipeline`.
 
     For `synthetic`, `root` is either a generated tree (it holds `synthetic.json`) or a cache folder into
     which the default set (128 px, seed 0) is generated on first use.
     """
     _check_name(name)
     if name == "mvtec":
-        return MVTecAD(root, category, split, image_size)
-    if name == "btad":
-        return BTAD(root, category, split, image_size)
-    if name == "folder":
-        return open_folder(root, category, split, image_size)
-    from datasets import synthetic
+        dataset = MVTecAD(root, category, split, image_size)
+    elif name == "btad":
+        dataset = BTAD(root, category, split, image_size)
+    elif name == "folder":
+        dataset = open_folder(root, category, split, image_size)
+    else:
+        from datasets import synthetic
 
-    tree = Path(root) if synthetic.read_marker(root) else synthetic.ensure_synthetic(root)
-    return MVTecAD(tree, category, split, image_size)
+        tree = Path(root) if synthetic.read_marker(root) else synthetic.ensure_synthetic(root)
+        dataset = MVTecAD(tree, category, split, image_size)
+    return dataset.use_pipeline(resize, test_subset if split == "test" else None)
 
 
 __all__ = [

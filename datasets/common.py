@@ -73,26 +73,42 @@ def check_mask_sizes(samples: list[Sample]) -> None:
             raise DatasetError(f"mask {s.mask} is {mask_wh[0]}x{mask_wh[1]} but its image {s.image} is {image_wh[0]}x{image_wh[1]}")
 
 
-def load_image(path: Path, image_size: int) -> torch.Tensor:
-    """float32 [3,S,S] in [0,1]; grey (and palette, 16-bit, alpha) images become RGB; bilinear resize."""
+def _crop_box(resize: int, image_size: int) -> tuple[int, int, int, int]:
+    """The centre image_size square of a resize x resize image, as torchvision's CenterCrop places it."""
+    top = int(round((resize - image_size) / 2.0))
+    return top, top, top + image_size, top + image_size
+
+
+def load_image(path: Path, image_size: int, resize: int | None = None) -> torch.Tensor:
+    """float32 [3,S,S] in [0,1]; grey (and palette, 16-bit, alpha) images become RGB; bilinear resize.
+    With `resize` R: bilinear resize to R x R, then the centre S x S crop (the authors' Resize + CenterCrop)."""
     im = decode(path)
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(im, dtype=np.float32)
         arr = arr / (65535.0 if arr.max() > 255 else 255.0)
         im = Image.fromarray(np.clip(arr * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
     im = im.convert("RGB")
-    if im.size != (image_size, image_size):
+    if resize is not None:
+        if im.size != (resize, resize):
+            im = im.resize((resize, resize), Image.Resampling.BILINEAR)
+        im = im.crop(_crop_box(resize, image_size))
+    elif im.size != (image_size, image_size):
         im = im.resize((image_size, image_size), Image.Resampling.BILINEAR)
     arr = np.asarray(im, dtype=np.float32) / 255.0
     return torch.from_numpy(arr.transpose(2, 0, 1).copy())
 
 
-def load_mask(path: Path | None, image_size: int) -> torch.Tensor:
-    """float32 [S,S] in {0,1} (any non-zero pixel is defect); nearest resize keeps it binary."""
+def load_mask(path: Path | None, image_size: int, resize: int | None = None) -> torch.Tensor:
+    """float32 [S,S] in {0,1} (any non-zero pixel is defect); nearest resize keeps it binary; `resize` as
+    `load_image`."""
     if path is None:
         return torch.zeros(image_size, image_size, dtype=torch.float32)
     im = decode(path).convert("L")
-    if im.size != (image_size, image_size):
+    if resize is not None:
+        if im.size != (resize, resize):
+            im = im.resize((resize, resize), Image.Resampling.NEAREST)
+        im = im.crop(_crop_box(resize, image_size))
+    elif im.size != (image_size, image_size):
         im = im.resize((image_size, image_size), Image.Resampling.NEAREST)
     return torch.from_numpy((np.asarray(im) > 0).astype(np.float32))
 
@@ -105,6 +121,22 @@ class SampleDataset(torch.utils.data.Dataset):
             raise DatasetError(f"empty split: no images in {where}")
         self.samples = samples
         self.image_size = int(image_size)
+        self.resize: int | None = None  # resize to this side, then centre-crop image_size (`use_pipeline`)
+
+    def use_pipeline(self, resize: int | None = None, test_subset: int | None = None) -> "SampleDataset":
+        """The authors' input pipeline and test protocol, where a recipe asks for them (docs/design/recipes.md):
+        `resize` R > image_size: resize to R x R and keep the centre crop; `test_subset` N: keep only the first
+        N normal and the first N defective samples in listing order (PIADE's `Testing_mvtech.py` scores 5
+        batches of 3 from each loader, i.e. at most 15 + 15, defect folders in directory order)."""
+        if resize is not None:
+            if int(resize) < self.image_size:
+                raise DatasetError(f"resize {resize} is smaller than the crop {self.image_size}")
+            self.resize = int(resize)
+        if test_subset is not None:
+            normal = [s for s in self.samples if not s.label][: int(test_subset)]
+            defective = [s for s in self.samples if s.label][: int(test_subset)]
+            self.samples = normal + defective
+        return self
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -112,8 +144,8 @@ class SampleDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         s = self.samples[index]
         return {
-            "image": load_image(s.image, self.image_size),
-            "mask": load_mask(s.mask, self.image_size),
+            "image": load_image(s.image, self.image_size, self.resize),
+            "mask": load_mask(s.mask, self.image_size, self.resize),
             "label": int(s.label),
             "defect": s.defect,
             "path": str(s.image),

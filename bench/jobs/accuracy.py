@@ -180,9 +180,13 @@ def run_accuracy(spec: JobSpec, progress: Callable[[str], None] | None = None) -
         torch.manual_seed(spec.seed)
         np.random.seed(spec.seed)
         root = Path(spec.data_root) if spec.data_root else None
-        # decoded once for the job: every epoch and every stage's evaluation read them again
-        train_set = InMemory(datasets.open_dataset(spec.dataset, root, spec.category or None, "train", spec.image_size))
-        test_set = InMemory(datasets.open_dataset(spec.dataset, root, spec.category or None, "test", spec.image_size))
+        # decoded once for the job: every epoch and every stage's evaluation read them again; `data_pipeline`: a
+        # recipe's resize-then-crop and test subset (bench/plan.py, the paper suite), absent elsewhere
+        pipeline = settings.get("data_pipeline") or {}
+        train_set = InMemory(datasets.open_dataset(spec.dataset, root, spec.category or None, "train", spec.image_size,
+                                                   **pipeline))
+        test_set = InMemory(datasets.open_dataset(spec.dataset, root, spec.category or None, "test", spec.image_size,
+                                                  **pipeline))
         fingerprint = test_set_fingerprint(spec.dataset, root, spec.category, test_set)
         labelled = settings.get("labelled_defects") is not None
         detector = None if labelled else build_detector(spec.model, spec.image_size, spec.seed, settings).to(device)
