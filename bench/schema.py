@@ -94,6 +94,53 @@ DELTA_COLUMNS = {
 ACCURACY_COLUMNS = ("undefined_metrics", "data_fingerprint", "n_test", "n_test_defective", "n_train", "scores",
                     "labels", "gallery_file", "checkpoint", "evaluated_from_checkpoint", "train_seconds", "epochs",
                     "steps", "final_loss", "stopped_by", "schedule", "train_losses", "folds", "labelled_defects")
+# -- operating points (bench/operating_points.py): <metric>_<target>, the target rate in percent written
+# identifier-safe (1pct = 0.01, 0p5pct = 0.005, 95pct = 0.95), each with <column>_ci_low/_ci_high; rates are
+# fractions in [0, 1]. An image or pixel raises an alarm when its score is above the threshold.
+OPERATING_POINT_METRICS = {
+    "image_val_threshold": "image-score threshold set on the validation normals alone for the target false-alarm "
+                           "rate (the model's score units)",
+    "image_fpr_at_val_thr": "fraction of the test normals flagged at that validation threshold (realised false alarms)",
+    "image_miss_rate_at_val_thr": "fraction of the test defects not flagged at that validation threshold (misses)",
+    "image_recall_at_fpr": "threshold-free recall at the target false-alarm rate, interpolated on the test ROC curve",
+    "image_fpr_at_recall": "threshold-free false-alarm rate at the target recall, interpolated on the test ROC curve",
+    "pixel_val_threshold": "anomaly-map threshold set on the validation normals' pixels for the target pixel "
+                           "false-alarm rate",
+    "pixel_f1_at_val_thr": "segmentation F1 of the test set's pooled pixels at that validation pixel threshold",
+}
+# What a record says about its operating points: the validation normals behind the thresholds and the intervals.
+OPERATING_POINT_COLUMNS = {
+    "val_normal_images": "normal training images held out (not trained on) to set the thresholds",
+    "val_normals_note": "why no validation normals were held out ('' when they were)",
+    "val_scores": "the validation normals' image scores, in the split's order",
+    "operating_points_ci_level": "the level of the operating points' intervals",
+    "operating_points_ci_resamples": "bootstrap resamples behind the operating points' intervals",
+    "operating_points_ci_method": "how the operating points' intervals were made",
+    "operating_points_undefined": "the operating points left empty and why ('name, name: reason; ...')",
+}
+# A variant's operating points minus torch-fp32's, each with thresholds from ITS OWN validation scores:
+# <metric>_<target>_delta; recall's with a paired interval (the same resampled test images), the realised rates'
+# point values only.
+OPERATING_POINT_DELTA_METRICS = ("image_recall_at_fpr", "image_fpr_at_val_thr", "image_miss_rate_at_val_thr")
+OPERATING_POINT_COLUMN = re.compile(r"^(?P<metric>%s)_(?P<target>\d+(?:p\d+)?pct)(?P<suffix>\w*)$"
+                                    % "|".join(sorted(OPERATING_POINT_METRICS, key=len, reverse=True)))
+_OPERATING_POINT_SUFFIXES = ("", "_ci_low", "_ci_high", "_seed_std")
+_OPERATING_POINT_DELTA_SUFFIXES = ("_delta", "_delta_ci_low", "_delta_ci_high", "_delta_seed_std")
+
+
+def operating_point_parts(column: str) -> tuple[str, str, str] | None:
+    """('image_recall_at_fpr', '1pct', '_ci_low') for 'image_recall_at_fpr_1pct_ci_low'; None for a column that
+    is not an operating point (or its interval, delta or seed spread)."""
+    match = OPERATING_POINT_COLUMN.match(column)
+    if not match:
+        return None
+    metric, suffix = match["metric"], match["suffix"]
+    if suffix in _OPERATING_POINT_SUFFIXES or (metric in OPERATING_POINT_DELTA_METRICS
+                                               and suffix in _OPERATING_POINT_DELTA_SUFFIXES):
+        return metric, match["target"], suffix
+    return None
+
+
 # A detector's own facts (`Detector.info()` of the built-in models); a plugin's detector may add its own.
 MODEL_INFO_COLUMNS = ("pretrained", "train_images", "top_k", "n_gaussians", "mdn_objective", "anomaly_ratio",
                       "synthetic_anomalies", "lr", "grad_clip", "optimizer", "top_k_fraction", "anomaly_probability")
@@ -124,10 +171,11 @@ def percentile_column(quantile: int, prefix: str = "latency") -> str:
 # Columns that hold whole numbers (counts and sizes), written as counts wherever they are shown.
 COUNT_COLUMNS = frozenset(("seed", "image_size", "batch_size", "threads", "params", "trainable_params", "n_test",
                            "n_test_defective", "n_train", "n_seeds", "n_categories", "steps",
-                           "throughput_batch", "train_batch_size", "onnx_files", "latency_n", "latency_rounds"))
+                           "throughput_batch", "train_batch_size", "onnx_files", "latency_n", "latency_rounds", "val_normal_images"))
 
 _NAMED = frozenset((*IDENTITY_COLUMNS, *LEADING_COLUMNS, *JOB_COLUMNS, *VARIANT_COLUMNS, *PARITY_COLUMNS,
                     *ACCURACY_METRICS, *INTERVAL_COLUMNS, *DELTA_COLUMNS, *ACCURACY_COLUMNS, *MEAN_COLUMNS,
+                    *OPERATING_POINT_COLUMNS,
                     *MODEL_INFO_COLUMNS, *PROFILE_COLUMNS,
                     *(f"{p}_{s}" for p in TIMED_PREFIXES for s in TIMING_SUFFIXES)))
 _WITH_INTERVAL = frozenset((*INTERVAL_METRICS, *PAIRED_DELTA_COLUMNS))
@@ -137,6 +185,8 @@ _WITH_SEED_STD = frozenset((*ACCURACY_METRICS, *DELTA_COLUMNS))
 def is_known_column(name: str) -> bool:
     """Whether the schema names this column, directly or by one of its patterns."""
     if name in _NAMED or PERCENTILE_COLUMN.match(name) or name.startswith(PROBE_SECONDS_PREFIX):
+        return True
+    if operating_point_parts(name) is not None:
         return True
     for suffix in INTERVAL_SUFFIXES:
         if name.endswith(suffix) and name[: -len(suffix)] in _WITH_INTERVAL:
