@@ -47,6 +47,7 @@ def make_config(suite: str = "profile", models: Sequence[str] | None = None, *, 
                 schedule: str | None = None, labelled_defects: int | None = None, folds: int = 5,
                 weights: str | None = None, vgg_weights: str | None = None, model_args: dict | None = None,
                 eval_only: bool = False, checkpoints: str | Path | None = None,
+                val_normals: int | float | None = None, target_fprs: Sequence[float] | None = None,
                 argv: list[str] | None = None) -> RunConfig:
     minutes = _as_list(train_minutes, float)
     return RunConfig(suite=suite, models=list(models) if models else None, image_size=image_size,
@@ -60,7 +61,9 @@ def make_config(suite: str = "profile", models: Sequence[str] | None = None, *, 
                      train_minutes=sorted(minutes) if minutes else None, schedule=schedule,
                      labelled_defects=labelled_defects, folds=folds, weights=weights, vgg_weights=vgg_weights,
                      model_args=dict(model_args or {}), eval_only=eval_only,
-                     checkpoints=Path(checkpoints) if checkpoints else None, argv=argv)
+                     checkpoints=Path(checkpoints) if checkpoints else None, argv=argv,
+                     **({"val_normals": val_normals} if val_normals is not None else {}),
+                     **({"target_fprs": list(target_fprs)} if target_fprs is not None else {}))
 
 
 def run(suite: str = "profile", models: Sequence[str] | None = None, *, quiet: bool = False, **options) -> pd.DataFrame:

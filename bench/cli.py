@@ -46,6 +46,23 @@ def _numbers(option: str, value: Optional[str], cast) -> Optional[list]:
     return out
 
 
+def _val_normals(value: Optional[str]):
+    """--val-normals N|fraction: '20' -> 20 images, '0.1' -> a tenth, None -> the default (bench.config)."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"--val-normals must be a whole number of images >= 0 or a fraction in (0, 1), "
+                         f"got {value!r}") from None
+    return number
+
+
 def _parse_model_args(pairs: list[str]) -> dict:
     """KEY=VALUE strings -> dict; values become int, float or bool where they read as one."""
     out = {}
@@ -106,7 +123,7 @@ def list_variants_cmd() -> None:
 def run_config(*, suite, models, image_size, batch_size, batch_sizes, variants, device, threads, out, seed, seeds,
                resume, retry_failed, dry_run, executor, job_timeout, job_memory_mb, ray_address, plugin, dataset,
                data_root, categories, epochs, train_minutes, schedule, labelled_defects, folds, weights, vgg_weights,
-               model_arg, eval_only, checkpoints, argv=None):
+               model_arg, eval_only, checkpoints, val_normals=None, target_fpr=None, argv=None):
     """`bench run`'s options, as typed on the command line, -> a RunConfig (raises ValueError on bad values).
     Also what `bench ab`'s side processes use to read the same options with their own code."""
     from bench import api
@@ -122,6 +139,7 @@ def run_config(*, suite, models, image_size, batch_size, batch_sizes, variants, 
         schedule=schedule, labelled_defects=labelled_defects, folds=folds,
         weights=str(weights) if weights else None, vgg_weights=str(vgg_weights) if vgg_weights else None,
         model_args=_parse_model_args(model_arg or []), eval_only=eval_only, checkpoints=checkpoints,
+        val_normals=_val_normals(val_normals), target_fprs=_numbers("--target-fpr", target_fpr, float),
         argv=argv if argv is not None else sys.argv)
 
 
@@ -159,6 +177,13 @@ def run_cmd(
     model_arg: Optional[list[str]] = typer.Option(None, help="KEY=VALUE for the builders that take KEY (e.g. n_gaussians=150); repeatable"),
     eval_only: bool = typer.Option(False, help="re-evaluate the checkpoints stored in --out instead of training"),
     checkpoints: Optional[Path] = typer.Option(None, help="--suite deploy: the run whose checkpoints to evaluate"),
+    val_normals: Optional[str] = typer.Option(None, help="normal training images held out (not trained on) to set "
+                                              "the alarm thresholds: N images, or a fraction such as 0.1 (at least 20 "
+                                              "images: the 5% target needs ceil(1/0.05) = 20; 1% needs 100); 0: none. "
+                                              "Default 0.1. Nothing is held out when fewer than 8 would be left to "
+                                              "train on"),
+    target_fpr: Optional[str] = typer.Option(None, help="false-alarm rates to set validation thresholds for, "
+                                             "e.g. 0.01,0.05 (the default)"),
 ) -> None:
     """Measure the models: cost (profile), accuracy, or both with a report (all)."""
     from bench import api

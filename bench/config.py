@@ -61,6 +61,10 @@ class RunConfig:
     checkpoints: Path | None = None  # --suite deploy: the run whose checkpoints are evaluated
     labelled_defects: int | None = None  # train on N real labelled defects, k-fold over the test set
     folds: int = 5
+    # operating points: normal training images held out to set thresholds (datasets/splits.py: an int is that
+    # many, a float in (0, 1) that fraction but at least 20, 0 none), and the false-alarm rates to set them for
+    val_normals: int | float = 0.1
+    target_fprs: list[float] = field(default_factory=lambda: [0.01, 0.05])
     # model construction
     weights: str | None = None  # a local torchvision backbone state dict, for builders that take `weights`
     vgg_weights: str | None = None

@@ -89,6 +89,7 @@ def accuracy_settings(cfg: RunConfig, name: str, accepted: set[str], stages: lis
                 "labelled_defects": cfg.labelled_defects,
                 "folds": cfg.folds if cfg.labelled_defects is not None else None,
                 "accuracy_variants": accuracy_variants, "intervals": dict(config.CI_SETTINGS),
+                "val_normals": cfg.val_normals, "target_fprs": [float(t) for t in cfg.target_fprs],
                 "model_args": {k: v for k, v in cfg.model_args.items() if k in accepted}}
     settings.update({k: v for k, v in _weight_settings(cfg).items() if k in accepted})
     source = model_source(name)

@@ -57,6 +57,19 @@ def check_numbers(cfg: RunConfig) -> None:
             raise UsageError(f"--seed must be <= {MAX_SEED}, got {seed}")
     if len(set(cfg.seeds)) != len(cfg.seeds):
         raise UsageError(f"--seeds repeats a seed: {','.join(map(str, cfg.seeds))}")
+    from datasets.splits import check_val_normals
+
+    try:
+        check_val_normals(cfg.val_normals)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if not cfg.target_fprs:
+        raise UsageError("--target-fpr needs at least one rate")
+    for rate in cfg.target_fprs:
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 < rate < 1.0:
+            raise UsageError(f"--target-fpr: each rate must lie in (0, 1), got {rate!r}")
+    if len(set(cfg.target_fprs)) != len(cfg.target_fprs):
+        raise UsageError(f"--target-fpr repeats a rate: {','.join(f'{r:g}' for r in cfg.target_fprs)}")
 
 
 def check_choices(cfg: RunConfig) -> None:
