@@ -743,3 +743,54 @@ def test_paired_runs_report_but_do_not_gate_calls_shorter_than_the_reference(tmp
     longer = only(compare(tmp_path / "longer", [profile(**latency(0, 40.0))], [profile(**latency(1, 55.0))],
                           paired=True), "latency")
     assert longer["verdict"] == REGRESSION and longer["fails"]
+
+
+# -- recall at a false-alarm rate (issue 23) ------------------------------------------------------------------
+def with_recall(record: dict) -> dict:
+    """A scored record with its recall at 1% false alarms, as the accuracy job records it."""
+    from bench.operating_points import recall_at_fpr
+
+    value, _ = recall_at_fpr(record["labels"], record["scores"], 0.01)
+    return dict(record, image_recall_at_fpr_1pct=value)
+
+
+def test_a_drop_of_recall_at_1pct_false_alarms_is_caught_by_the_paired_bootstrap(tmp_path):
+    good = with_recall(scored(0, 3.0, n_normal=300, n_defective=300))
+    # the same detector whose normal images now spread wider: AUROC falls a little, recall at 1% a lot
+    labels = np.asarray(good["labels"])
+    widened = np.asarray(good["scores"]) + np.where(labels == 0, np.random.default_rng(4).normal(0, 1.5, labels.size), 0)
+    worse = with_recall(dict(good, scores=[float(s) for s in widened]))
+    result = compare(tmp_path, [accuracy(**good)], [accuracy(**worse, settings_hash="s2")])
+    row = only(result, "accuracy", "image_recall_at_fpr_1pct")
+    assert row["change"] < -0.2 and row["p_value"] < 0.01 and "paired bootstrap" in row["note"]
+    assert row["verdict"] == REGRESSION and row["fails"] and result.exit_code == 1
+
+
+def test_identical_recall_passes_and_a_noisy_rerun_is_within_noise(tmp_path):
+    good = with_recall(scored(0, 3.0, n_normal=300, n_defective=300))
+    same = compare(tmp_path, [accuracy(**good)], [accuracy(**good, settings_hash="s2")])
+    assert only(same, "accuracy", "image_recall_at_fpr_1pct")["verdict"] == "same" and same.exit_code == 0
+    rerun = with_recall(scored(2, 0, base=good["scores"], extra_noise=0.05, n_normal=300, n_defective=300))
+    noisy = compare(tmp_path / "noisy", [accuracy(**good)], [accuracy(**rerun, settings_hash="s2")])
+    row = only(noisy, "accuracy", "image_recall_at_fpr_1pct")
+    assert row["verdict"] == WITHIN_NOISE and noisy.exit_code == 0
+
+
+def test_recall_without_scores_is_judged_by_its_intervals(tmp_path):
+    base = accuracy(image_recall_at_fpr_1pct=0.8, image_recall_at_fpr_1pct_ci_low=0.75,
+                    image_recall_at_fpr_1pct_ci_high=0.85)
+    new = accuracy(settings_hash="s2", image_recall_at_fpr_1pct=0.5, image_recall_at_fpr_1pct_ci_low=0.42,
+                   image_recall_at_fpr_1pct_ci_high=0.58)
+    row = only(compare(tmp_path, [base], [new]), "accuracy", "image_recall_at_fpr_1pct")
+    assert row["verdict"] == REGRESSION and "intervals" in row["note"]
+
+
+def test_a_new_metric_missing_in_base_is_listed_not_failed(tmp_path):
+    """A baseline recorded before the operating points existed: listed as not in BASE; the gate passes."""
+    good = scored(0, 2.0)
+    new = accuracy(**with_recall(good), image_fpr_at_val_thr_1pct=0.02)
+    result = compare(tmp_path, [accuracy(**good)], [new])  # same settings hash: the determinism rule applies too
+    row = only(result, "accuracy", "image_recall_at_fpr_1pct")
+    assert row["verdict"] == NOT_COMPARABLE and "not in BASE" in row["note"] and not row["fails"]
+    assert only(result, "determinism")["verdict"] == REPRODUCED
+    assert result.exit_code == 0

@@ -4,7 +4,12 @@
   (`bench.stats.delong_test`), when both kept their scores and labels;
 - the other metrics (and image AUROC without scores): against the records' 95% bootstrap intervals, a change
   counting as significant when the two intervals do not overlap;
+- recall at a false-alarm rate (image_recall_at_fpr_1pct, ..., where the record has it): with both records' per-image
+  scores of the same images, a paired bootstrap (both sides' recall on the same stratified resamples of the test
+  images, bench.ranking.paired_bootstrap_p); otherwise by its intervals like the other metrics;
 - a drop is a regression when it is significant AND larger than the tolerance (--accuracy-tol);
+- a metric that one record does not carry at all (BASE recorded before it existed) is listed `not comparable`,
+  "not in BASE", and does not fail;
 - identical settings (settings_hash), an epoch budget on both sides, and the same machine, versions and
   commit (or, in an A/B run of one source tree, `identical_code`) must give identical numbers (training is
   bit-reproducible): any difference is non-determinism;
@@ -19,6 +24,23 @@ from bench.compare.findings import (DATA_CHANGE, IMPROVEMENT, NON_DETERMINISTIC,
                                     REPRODUCED, SAME, WITHIN_NOISE, Finding, option_note)
 
 METRICS = ("image_auroc", "image_ap", "pixel_auroc", "aupro", "image_f1_max", "pixel_ap")
+RECALL_AT_FPR = "image_recall_at_fpr"
+PAIRED_RESAMPLES = 2000  # as bench.ranking: p-values down to 0.001, for --alpha 0.01
+PAIRED_SEED = 0
+
+
+def recall_metrics(*records: dict) -> list[str]:
+    """The recall-at-false-alarm-rate columns (bench.operating_points) any of `records` carries, by target."""
+    from bench.schema import operating_point_parts
+
+    found = {key: target_rate(parts[1]) for record in records for key in record
+             if (parts := operating_point_parts(key)) and parts[0] == RECALL_AT_FPR and parts[2] == ""}
+    return sorted(found, key=found.get)
+
+
+def target_rate(suffix: str) -> float:
+    """'1pct' -> 0.01, '0p5pct' -> 0.005 (bench.operating_points.rate_suffix, read back)."""
+    return float(suffix[: -len("pct")].replace("p", ".")) / 100.0
 
 
 def _number(value) -> float | None:
@@ -76,6 +98,27 @@ def _by_delong(job: str, a: float, b: float, paired, alpha: float, tol: float) -
     return _decide(job, "image_auroc", a, b, p < alpha, p, tol, f"DeLong paired test, p < {alpha:g} counts")
 
 
+def _by_paired_bootstrap(job: str, metric: str, a: float, b: float, paired, alpha: float, tol: float) -> Finding:
+    """Recall at a false-alarm rate, both records' scores on the same resamples of the same test images."""
+    import numpy as np
+
+    from bench.operating_points import recall_at_fpr_replicates
+    from bench.ranking import paired_bootstrap_p
+    from bench.stats import stratified_bootstrap_counts
+
+    labels, scores_a, scores_b = (np.asarray(v) for v in paired)
+    target = target_rate(metric.rsplit("_", 1)[1])
+    counts = stratified_bootstrap_counts(labels, PAIRED_RESAMPLES, np.random.default_rng(PAIRED_SEED))
+    differences = (recall_at_fpr_replicates(labels, scores_b, counts, target)
+                   - recall_at_fpr_replicates(labels, scores_a, counts, target))
+    p = paired_bootstrap_p(differences)
+    if math.isnan(p):
+        return Finding(job, "accuracy", metric, a, b, b - a, None, NOT_JUDGED, False,
+                       "paired bootstrap: undefined in every resample")
+    return _decide(job, metric, a, b, p < alpha, p, tol,
+                   f"paired bootstrap on the same test images ({PAIRED_RESAMPLES} resamples), p < {alpha:g} counts")
+
+
 def _by_intervals(job: str, metric: str, a: float, b: float, base: dict, new: dict, tol: float) -> Finding:
     bounds = [_number(r.get(f"{metric}_ci_{side}")) for r in (base, new) for side in ("low", "high")]
     if any(v is None for v in bounds):
@@ -105,7 +148,9 @@ def reproducibility_conditions(base: dict, new: dict, machine_diffs: list[str], 
 
 
 def _determinism(job: str, base: dict, new: dict) -> Finding:
-    differ = [m for m in METRICS if _number(base.get(m)) != _number(new.get(m))]
+    # a metric one side does not carry at all (recorded by an older defectbench) is no evidence either way
+    differ = [m for m in (*METRICS, *recall_metrics(base, new)) if m in base and m in new
+              and _number(base.get(m)) != _number(new.get(m))]
     if base.get("scores") != new.get("scores"):
         differ.append("scores")
     if differ:
@@ -117,7 +162,8 @@ def _determinism(job: str, base: dict, new: dict) -> Finding:
 
 def compare_accuracy(job: str, base: dict, new: dict, *, alpha: float, tol: float,
                      not_reproducible_because: str | None, allow_data_change: bool = False) -> list[Finding]:
-    present = [m for m in METRICS if _number(base.get(m)) is not None or _number(new.get(m)) is not None]
+    present = [m for m in (*METRICS, *recall_metrics(base, new))
+               if _number(base.get(m)) is not None or _number(new.get(m)) is not None]
     if not present:
         return []
     fa, fb = base.get("data_fingerprint"), new.get("data_fingerprint")
@@ -135,12 +181,15 @@ def compare_accuracy(job: str, base: dict, new: dict, *, alpha: float, tol: floa
         a, b = _number(base.get(metric)), _number(new.get(metric))
         if a is None or b is None:
             side, record = ("BASE", base) if a is None else ("NEW", new)
-            found.append(Finding(job, "accuracy", metric, a, b, None, None, NOT_COMPARABLE, False,
-                                 f"undefined in {side}: {_undefined_reason(record, metric)}"))
+            why = (f"not in {side} (recorded without this metric): listed, not judged" if metric not in record
+                   else f"undefined in {side}: {_undefined_reason(record, metric)}")
+            found.append(Finding(job, "accuracy", metric, a, b, None, None, NOT_COMPARABLE, False, why))
         elif a == b and (metric != "image_auroc" or paired is None or paired[1] == paired[2]):
             found.append(Finding(job, "accuracy", metric, a, b, 0.0, None, SAME, False))  # nothing to test
         elif metric == "image_auroc" and paired is not None:
             found.append(_by_delong(job, a, b, paired, alpha, tol))
+        elif metric.startswith(RECALL_AT_FPR) and paired is not None:
+            found.append(_by_paired_bootstrap(job, metric, a, b, paired, alpha, tol))
         else:
             found.append(_by_intervals(job, metric, a, b, base, new, tol))
     return found
