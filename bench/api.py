@@ -48,6 +48,7 @@ def make_config(suite: str = "profile", models: Sequence[str] | None = None, *, 
                 weights: str | None = None, vgg_weights: str | None = None, model_args: dict | None = None,
                 eval_only: bool = False, checkpoints: str | Path | None = None,
                 val_normals: int | float | None = None, target_fprs: Sequence[float] | None = None,
+                train_batch_size: int | None = None, test_subset: int | None = None,
                 argv: list[str] | None = None) -> RunConfig:
     minutes = _as_list(train_minutes, float)
     return RunConfig(suite=suite, models=list(models) if models else None, image_size=image_size,
@@ -62,6 +63,7 @@ def make_config(suite: str = "profile", models: Sequence[str] | None = None, *, 
                      labelled_defects=labelled_defects, folds=folds, weights=weights, vgg_weights=vgg_weights,
                      model_args=dict(model_args or {}), eval_only=eval_only,
                      checkpoints=Path(checkpoints) if checkpoints else None, argv=argv,
+                     train_batch_size=train_batch_size, test_subset=test_subset,
                      **({"val_normals": val_normals} if val_normals is not None else {}),
                      **({"target_fprs": list(target_fprs)} if target_fprs is not None else {}))
 
@@ -121,8 +123,12 @@ class Run:
         from bench.aggregate import mean_rows
         from bench.executors import make_executor
 
+        from bench.plan import recipe_notice
+
         cfg = self.cfg
         specs = self.plan()
+        for line in recipe_notice(specs):  # the paper suite: whose recipe, and every deviation from it, first
+            self.say(line)
         existing = self.existing_jobs() if (cfg.resume or cfg.eval_only or cfg.dry_run) else {}
         if cfg.dry_run:
             from bench.dryrun import describe_plan

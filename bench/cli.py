@@ -123,7 +123,8 @@ def list_variants_cmd() -> None:
 def run_config(*, suite, models, image_size, batch_size, batch_sizes, variants, device, threads, out, seed, seeds,
                resume, retry_failed, dry_run, executor, job_timeout, job_memory_mb, ray_address, plugin, dataset,
                data_root, categories, epochs, train_minutes, schedule, labelled_defects, folds, weights, vgg_weights,
-               model_arg, eval_only, checkpoints, val_normals=None, target_fpr=None, argv=None):
+               model_arg, eval_only, checkpoints, val_normals=None, target_fpr=None, train_batch_size=None,
+               test_subset=None, argv=None):
     """`bench run`'s options, as typed on the command line, -> a RunConfig (raises ValueError on bad values).
     Also what `bench ab`'s side processes use to read the same options with their own code."""
     from bench import api
@@ -140,6 +141,7 @@ def run_config(*, suite, models, image_size, batch_size, batch_sizes, variants, 
         weights=str(weights) if weights else None, vgg_weights=str(vgg_weights) if vgg_weights else None,
         model_args=_parse_model_args(model_arg or []), eval_only=eval_only, checkpoints=checkpoints,
         val_normals=_val_normals(val_normals), target_fprs=_numbers("--target-fpr", target_fpr, float),
+        train_batch_size=train_batch_size, test_subset=test_subset,
         argv=argv if argv is not None else sys.argv)
 
 
@@ -184,6 +186,10 @@ def run_cmd(
                                               "train on"),
     target_fpr: Optional[str] = typer.Option(None, help="false-alarm rates to set validation thresholds for, "
                                              "e.g. 0.01,0.05 (the default)"),
+    train_batch_size: Optional[int] = typer.Option(None, help="training (and evaluation) batch size (default 8; "
+                                                   "--suite paper: the authors', e.g. PIADE 60)"),
+    test_subset: Optional[int] = typer.Option(None, help="evaluate only the first N normal and N defective test "
+                                              "images per category, as PIADE's authors (N=15); default: all"),
 ) -> None:
     """Measure the models: cost (profile), accuracy, or both with a report (all)."""
     from bench import api

@@ -153,3 +153,19 @@ def preview_cmd(
     except DatasetError as e:
         _fail(e)
     console.print(f"wrote {path}")
+
+
+@data_app.command("check-weights")
+def check_weights_cmd(path: Path = typer.Argument(..., help="a local torchvision weight file (.pth)")) -> None:
+    """Say whether a file is one of torchvision's published ImageNet files (by its sha256's published prefix),
+    and whether it is the one PIADE's authors started from (models/weights.py). Nothing is downloaded."""
+    from models.weights import check_weights_file
+
+    try:
+        result = check_weights_file(path)
+    except FileNotFoundError as e:
+        _fail(e)
+    typer.echo(result.describe())
+    typer.echo(f"sha256 {result.sha256}")
+    if result.match is None:
+        raise typer.Exit(1)

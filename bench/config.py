@@ -5,7 +5,8 @@ Suites:
 - `quick`: every probe at 64x64, batch 2, few iterations: a smoke test of the whole pipeline.
 - `accuracy`: train (fit) and evaluate each model on each category of a dataset (default: synthetic).
 - `all`: profile + accuracy + report, with CPU-sized defaults.
-- `paper`: the authors' budgets (400 epochs, full sizes): meant for a GPU.
+- `paper`: each method's authors' recipe (models/recipes.py: sizes, input crop, batch, optimiser, 400 epochs,
+  constant rate, checkpoint, objective), every remaining deviation printed and recorded: meant for a GPU.
 - `deploy`: the deployment variants of the checkpoints of an earlier run, evaluated without retraining.
 """
 from __future__ import annotations
@@ -55,7 +56,8 @@ class RunConfig:
     epochs: int | None = None
     train_minutes: list[float] | None = None  # several values: evaluate after each (a learning curve)
     schedule: str | None = None  # None: the suite's default
-    train_batch_size: int = 8
+    train_batch_size: int | None = None  # None: the recipe's in the paper suite, else DEFAULT_TRAIN_BATCH
+    test_subset: int | None = None  # evaluate the first N normal and N defective test images (PIADE's protocol)
     gallery_size: int = 6
     eval_only: bool = False  # evaluate the checkpoints of an earlier run in `out` instead of training
     checkpoints: Path | None = None  # --suite deploy: the run whose checkpoints are evaluated
@@ -156,8 +158,27 @@ def throughput_batch_for(cfg: RunConfig) -> int:
     return max(4, 2 * batch_size_for(cfg))
 
 
-def schedule_for(cfg: RunConfig) -> str:
-    return cfg.schedule or SUITE_SCHEDULE.get(cfg.suite, "budget")
+def _recipe(cfg: RunConfig, model: str | None):
+    """The authors' recipe of `model` in the paper suite (models/recipes.py), else None: the project's choices."""
+    if cfg.suite != "paper" or model is None:
+        return None
+    from models.recipes import recipe_for
+
+    return recipe_for(model)
+
+
+def schedule_for(cfg: RunConfig, model: str | None = None) -> str:
+    recipe = _recipe(cfg, model)
+    return cfg.schedule or (recipe.schedule.value if recipe else SUITE_SCHEDULE.get(cfg.suite, "budget"))
+
+
+DEFAULT_TRAIN_BATCH = 8
+
+
+def train_batch_size_for(cfg: RunConfig, model: str | None = None) -> int:
+    """--train-batch-size if given; else the authors' batch in the paper suite (PIADE: 60), else 8."""
+    recipe = _recipe(cfg, model)
+    return cfg.train_batch_size or (recipe.batch_size.value if recipe else DEFAULT_TRAIN_BATCH)
 
 
 def suite_categories(cfg: RunConfig) -> list[str] | None:
@@ -174,10 +195,11 @@ def training_stages(cfg: RunConfig) -> list[float]:
     return [math.inf]
 
 
-def default_epochs(cfg: RunConfig, stages: list[float]) -> int | None:
-    """Without --epochs: the authors' 400 for `paper`; no epoch cap (None) when a time budget is set; else 10."""
+def default_epochs(cfg: RunConfig, stages: list[float], model: str | None = None) -> int | None:
+    """Without --epochs: the authors' (400) for `paper`; no epoch cap (None) when a time budget is set; else 10."""
     if cfg.epochs is not None:
         return cfg.epochs
     if cfg.suite == "paper":
-        return 400
+        recipe = _recipe(cfg, model)
+        return recipe.epochs.value if recipe else 400
     return None if math.isfinite(stages[-1]) else 10

@@ -65,17 +65,115 @@ def model_source(name: str) -> dict:
     return {"plugin": str(path), "sha256": file_digest(path)} if path else {}
 
 
+# -- recipes: the paper suite runs each method's authors' recipe (models/recipes.py) -----------------------------
+def model_args_for(cfg: RunConfig, name: str, accepted: set[str]) -> dict:
+    """The builder arguments of a model's jobs: in the paper suite the authors' recipe's, under --model-arg's."""
+    from models.recipes import recipe_for
+
+    recipe = recipe_for(name) if cfg.suite == "paper" else None
+    wanted = {**(recipe.model_args if recipe else {}), **cfg.model_args}
+    return {k: v for k, v in wanted.items() if k in accepted}
+
+
+def _weights_deviation(cfg: RunConfig, option: str, architecture: str) -> str | None:
+    from models.weights import check_weights_file
+
+    path = getattr(cfg, option)
+    flag = "--" + option.replace("_", "-")
+    if not path:
+        return (f"WARNING: {architecture} starts from random weights, not the authors' torchvision ImageNet file "
+                f"(no {flag} file; nothing is downloaded; `bench data check-weights FILE` checks one)")
+    check = check_weights_file(path)
+    if not check.expected(architecture):
+        return f"WARNING: {flag} is not the {architecture} file the authors loaded: {check.describe()}"
+    return None
+
+
+def recipe_deviations(cfg: RunConfig, name: str, image_size: int) -> list[str]:
+    """What a paper-suite job does differently from the authors' recipe: the options that override it, the
+    pretrained files it lacks, and what the project cannot or will not follow (the recipe's notes)."""
+    from models.recipes import recipe_for
+
+    recipe = recipe_for(name)
+    if recipe is None:
+        return ["no authors' recipe is recorded for this model (models/recipes.py): the project's settings"]
+    out = []
+    crop = recipe.input_pipeline.value["crop"]
+    if image_size != crop:
+        resize = recipe.resize_for(image_size)
+        pipeline = f" (resize {resize}, centre crop)" if resize else ""
+        out.append(f"input {image_size} px{pipeline} instead of the authors' {crop} px (--image-size)")
+    if cfg.epochs is not None and cfg.epochs != recipe.epochs.value:
+        out.append(f"{cfg.epochs} epochs instead of the authors' {recipe.epochs.value} (--epochs)")
+    if cfg.train_minutes:
+        out.append("a training time budget (--train-minutes) instead of the authors' epochs")
+    if cfg.train_batch_size and cfg.train_batch_size != recipe.batch_size.value:
+        out.append(f"batch {cfg.train_batch_size} instead of the authors' {recipe.batch_size.value} (--train-batch-size)")
+    if cfg.schedule and cfg.schedule != recipe.schedule.value:
+        out.append(f"schedule {cfg.schedule} instead of the authors' {recipe.schedule.value} (--schedule)")
+    for key, value in recipe.model_args.items():
+        if key in cfg.model_args and cfg.model_args[key] != value:
+            out.append(f"{key}={cfg.model_args[key]} instead of the authors' {value} (--model-arg)")
+    for option, architecture in recipe.pretrained.value.items():
+        line = _weights_deviation(cfg, option, architecture)
+        if line:
+            out.append(line)
+    authors_subset = recipe.test_set.value.get("first") if isinstance(recipe.test_set.value, dict) else None
+    if cfg.test_subset != authors_subset:
+        out.append(f"evaluated on the first {cfg.test_subset} normal and defective test images (--test-subset)"
+                   if cfg.test_subset else
+                   f"every test image is evaluated, not the authors' first {authors_subset} normal and "
+                   f"{authors_subset} defective ones (`--test-subset {authors_subset}` reproduces theirs)")
+    out.extend(recipe.notes)
+    return out
+
+
+def recipe_settings(cfg: RunConfig, name: str, image_size: int) -> dict:
+    """The paper suite's recipe facts for a model's jobs: `recipe`, `recipe_deviations`, and the input crop
+    (`data_pipeline.resize`); nothing for the other suites (their records say `recipe: project`)."""
+    from models.recipes import AUTHORS, PROJECT, recipe_for
+
+    if cfg.suite != "paper":
+        return {}
+    recipe = recipe_for(name)
+    out = {"recipe": AUTHORS if recipe else PROJECT, "recipe_deviations": recipe_deviations(cfg, name, image_size)}
+    resize = recipe.resize_for(image_size) if recipe else None
+    if resize:
+        out["data_pipeline"] = {"resize": resize}
+    return out
+
+
+def recipe_notice(specs: list[JobSpec]) -> list[str]:
+    """The lines a paper-suite run prints first: per model, whose recipe it runs and every deviation from it."""
+    from models.recipes import recipe_for
+
+    lines, seen = [], set()
+    for spec in specs:
+        if spec.suite != "paper" or spec.model in seen:
+            continue
+        seen.add(spec.model)
+        recipe = recipe_for(spec.model)
+        whose = f"the authors' recipe ({recipe.code}; docs/design/recipes.md)" if recipe else "the project's settings"
+        deviations = spec.settings.get("recipe_deviations") or []
+        lines.append(f"recipe: {spec.model}: {whose}" + ("; deviations:" if deviations else "; no deviation"))
+        lines.extend(f"  - {line}" for line in deviations)
+    return lines
+
+
 def profile_settings(cfg: RunConfig, name: str, accepted: set[str]) -> dict:
     probe = dict(config.SUITE_PROBE_SETTINGS.get(cfg.suite, {}))
     settings = {"probe": probe, "throughput_batch": config.throughput_batch_for(cfg), "variants": list(cfg.variants),
                 "variant_rounds": config.SUITE_VARIANT_ROUNDS.get(cfg.suite, 1),
                 "peak_seconds": config.SUITE_PEAK_SECONDS.get(cfg.suite, 1.0),
                 "batch_sizes": list(cfg.batch_sizes) if cfg.batch_sizes else None,
-                "model_args": {k: v for k, v in cfg.model_args.items() if k in accepted}}
+                "model_args": model_args_for(cfg, name, accepted)}
     settings.update({k: v for k, v in _weight_settings(cfg).items() if k in accepted})
     source = model_source(name)
     if source:
         settings["model_source"] = source
+    e2e = config.e2e_settings_for(cfg, name)
+    if e2e:
+        settings["e2e"] = e2e
     return settings
 
 
@@ -84,14 +182,16 @@ def accuracy_settings(cfg: RunConfig, name: str, accepted: set[str], stages: lis
     # too (not with --labelled-defects: each fold is its own model, and the deltas would mix them).
     chosen = list(cfg.variants) != list(config.DEFAULT_VARIANTS) and cfg.labelled_defects is None
     accuracy_variants = ["torch-fp32"] + [v for v in cfg.variants if v != "torch-fp32"] if chosen else ["torch-fp32"]
-    settings = {"epochs": config.default_epochs(cfg, stages), "schedule": config.schedule_for(cfg),
-                "train_batch_size": cfg.train_batch_size, "gallery_size": cfg.gallery_size,
+    settings = {"epochs": config.default_epochs(cfg, stages, name), "schedule": config.schedule_for(cfg, name),
+                "train_batch_size": config.train_batch_size_for(cfg, name), "gallery_size": cfg.gallery_size,
                 "labelled_defects": cfg.labelled_defects,
                 "folds": cfg.folds if cfg.labelled_defects is not None else None,
                 "accuracy_variants": accuracy_variants, "intervals": dict(config.CI_SETTINGS),
                 "val_normals": cfg.val_normals, "target_fprs": [float(t) for t in cfg.target_fprs],
-                "model_args": {k: v for k, v in cfg.model_args.items() if k in accepted}}
+                "model_args": model_args_for(cfg, name, accepted)}
     settings.update({k: v for k, v in _weight_settings(cfg).items() if k in accepted})
+    if cfg.test_subset:  # only when asked: the other suites' settings (and job ids) stay as they were
+        settings["data_pipeline"] = {"test_subset": cfg.test_subset}
     source = model_source(name)
     if source:
         settings["model_source"] = source
@@ -134,16 +234,20 @@ def plan_run(cfg: RunConfig, names: list[str], device: str, threads: int, data_r
         if cfg.suite in config.PROFILE_SUITES:
             settings = profile_settings(cfg, name, accepted)
             settings["calibration"] = calibration_source(cfg, data_root, categories)
+            settings.update({k: v for k, v in recipe_settings(cfg, name, size).items() if k != "data_pipeline"})
             specs.append(JobSpec(kind="profile", model=name, family=family, seed=cfg.seed, image_size=size,
                                  batch_size=config.batch_size_for(cfg), settings=settings,
                                  timeout=job_timeout_for(cfg, "profile", ()), **common))
         if cfg.suite in config.ACCURACY_SUITES and cfg.suite != "deploy":
             settings = accuracy_settings(cfg, name, accepted, stages)
             settings["data"] = data_identity(cfg.dataset, data_root)
+            recipe = recipe_settings(cfg, name, size)
+            pipeline = {**recipe.pop("data_pipeline", {}), **settings.get("data_pipeline", {})}
+            settings.update(recipe, **({"data_pipeline": pipeline} if pipeline else {}))
             for category in categories:
                 for seed in cfg.seeds:
                     specs.append(JobSpec(kind="accuracy", model=name, family=family, seed=seed, image_size=size,
-                                         batch_size=cfg.train_batch_size, dataset=cfg.dataset,
+                                         batch_size=settings["train_batch_size"], dataset=cfg.dataset,
                                          data_root=str(data_root or ""), category=category, stages=stage_values,
                                          settings=settings, timeout=job_timeout_for(cfg, "accuracy", stage_values),
                                          **common))

@@ -38,6 +38,9 @@ LEADING_COLUMNS = ("suite", "model", "family", "variant", "dataset", "category",
                    "image_size", "batch_size", "threads", "status", "error")
 # What every job's records say about the job: its id and settings, where and when it ran, how it ended.
 JOB_COLUMNS = ("job_id", "settings", "settings_hash", "host", "started_at", "seconds")
+# Whose recipe a job ran (models/recipes.py): "authors" (the paper suite) or "project" (every other suite), and
+# the list of what the job still did differently from the authors' recipe (empty for "project").
+RECIPE_COLUMNS = ("recipe", "recipe_deviations")
 STATUSES = ("ok", "skipped", "failed")
 MEAN_CATEGORY = "mean"  # the category of a mean row (bench/aggregate.py)
 
@@ -173,7 +176,8 @@ COUNT_COLUMNS = frozenset(("seed", "image_size", "batch_size", "threads", "param
                            "n_test_defective", "n_train", "n_seeds", "n_categories", "steps",
                            "throughput_batch", "train_batch_size", "onnx_files", "latency_n", "latency_rounds", "val_normal_images"))
 
-_NAMED = frozenset((*IDENTITY_COLUMNS, *LEADING_COLUMNS, *JOB_COLUMNS, *VARIANT_COLUMNS, *PARITY_COLUMNS,
+_NAMED = frozenset((*IDENTITY_COLUMNS, *LEADING_COLUMNS, *JOB_COLUMNS, *RECIPE_COLUMNS, *VARIANT_COLUMNS,
+                    *PARITY_COLUMNS,
                     *ACCURACY_METRICS, *INTERVAL_COLUMNS, *DELTA_COLUMNS, *ACCURACY_COLUMNS, *MEAN_COLUMNS,
                     *OPERATING_POINT_COLUMNS,
                     *MODEL_INFO_COLUMNS, *PROFILE_COLUMNS,

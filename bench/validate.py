@@ -43,6 +43,7 @@ def check_numbers(cfg: RunConfig) -> None:
     _positive_int("--folds", cfg.folds, 2)
     _positive_int("--labelled-defects", cfg.labelled_defects, 1)
     _positive_int("--train-batch-size", cfg.train_batch_size)
+    _positive_int("--test-subset", cfg.test_subset)
     _positive_number("--job-timeout", cfg.job_timeout)
     _positive_number("--job-memory-mb", cfg.job_memory_mb)
     for minutes in cfg.train_minutes or []:

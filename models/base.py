@@ -90,6 +90,16 @@ class FitReport:
 # A progress callback gets (step, loss) after each step; the runner passes one that drives a rich bar.
 ProgressFn = Callable[[int, float], None]
 
+# Which weights a fit ends with: "last" (the project's), or "lowest_loss", the full pass with the lowest mean
+# training loss so far (ties to the later pass), as VT-ADL's train.py keeps its saved model.
+CHECKPOINTS = ("last", "lowest_loss")
+
+
+def check_checkpoint(name: str) -> str:
+    if name not in CHECKPOINTS:
+        raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {name!r}")
+    return name
+
 
 class Detector(ABC):
     """Base class of every model as the runner sees it."""
@@ -101,6 +111,7 @@ class Detector(ABC):
     # labelled defects would only teach it that defects are normal.
     uses_labels: bool = False
     clock = staticmethod(time.perf_counter)  # the wall clock of minute budgets (a fake one in tests)
+    checkpoint = "last"  # or "lowest_loss" (CHECKPOINTS), set by the builders that take `checkpoint`
 
     def __init__(self, image_size: int):
         self.image_size = int(image_size)
@@ -174,6 +185,10 @@ class Detector(ABC):
         hook = optimizer.register_step_pre_hook(apply_rate)
         self.train_mode(True)
         stopped_by = None
+        kept = getattr(self, "_lowest_loss", None)  # (mean loss, weights) of the best full pass of the run so far
+        if getattr(self, "_last_weights", None) is not None:  # an earlier stage ended on its best pass's weights:
+            self.load_state_dict(self._last_weights)  # training goes on from where it stopped, as one fit would
+            self._last_weights = None
         try:
             while stopped_by is None:
                 losses = []
@@ -196,12 +211,18 @@ class Detector(ABC):
                     raise ValueError("the training data yielded no batch")
                 if len(losses) == batches_per_epoch:
                     report.epochs += 1
+                    if self.checkpoint == "lowest_loss" and (kept is None or np.mean(losses) <= kept[0]):
+                        kept = (float(np.mean(losses)), {k: v.clone() for k, v in self.state_dict().items()})
                 report.loss_history.append(float(np.mean(losses)))
         finally:
             hook.remove()
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"]
             self.train_mode(False)
+        if self.checkpoint == "lowest_loss" and kept is not None:
+            self._lowest_loss = kept  # a later stage of the same run compares with it
+            self._last_weights = {k: v.clone() for k, v in self.state_dict().items()}
+            self.load_state_dict(kept[1])  # state_dict() is on the CPU: load_state_dict copies onto the device
         report.stopped_by = stopped_by
         report.train_seconds = clock.elapsed()
         report.final_loss = report.loss_history[-1]

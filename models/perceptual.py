@@ -8,7 +8,8 @@
 - SSIM: `models.filters.ssim_per_image` (11-tap Gaussian window, sigma 1.5, valid region, the definition of
   `pytorch_msssim.ssim(..., data_range=1, size_average=False)`), so that the scoring graph exports to ONNX.
   The authors used `pytorch_ssim`, which zero-pads the window instead ("same" size); the valid-region form
-  differs only at the borders.
+  differs only at the borders. `ssim_padding="zero"` reproduces theirs, in the training loss and the score
+  alike (docs/design/recipes.md).
 - `ReconstructionScorer`: (input, reconstruction) -> (scores [B], maps [B,H,W]).
   Image score, as the authors' `Testing_mvtech.py`: MSE - SSIM + perceptual, each per image.
   Pixel map (the authors give image scores only; this is ours): the squared reconstruction error averaged
@@ -25,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import Detector, load_local_weights
-from models.filters import SSIM_SIGMA, SSIM_WINDOW, gaussian_kernel_1d, separable_filter, ssim_per_image
+from models.base import Detector, check_checkpoint, load_local_weights
+from models.filters import SSIM_PADDINGS, SSIM_SIGMA, SSIM_WINDOW, gaussian_kernel_1d, separable_filter, ssim_per_image
 
 MAP_BLUR_SIGMA = 4.0
 
@@ -56,9 +57,10 @@ class VGGPerceptual(nn.Module):
 class ReconstructionScorer(nn.Module):
     """(images, reconstructions) -> (scores [B], maps [B,H,W]); see the module docstring."""
 
-    def __init__(self, perceptual: VGGPerceptual, blur_sigma: float = MAP_BLUR_SIGMA):
+    def __init__(self, perceptual: VGGPerceptual, blur_sigma: float = MAP_BLUR_SIGMA, ssim_padding: str = "valid"):
         super().__init__()
         self.perceptual = perceptual
+        self.ssim_padding = ssim_padding
         blur_size = 2 * int(math.ceil(4 * blur_sigma)) + 1
         self.register_buffer("blur_kernel", gaussian_kernel_1d(blur_size, blur_sigma), persistent=False)
         self.register_buffer("ssim_window", gaussian_kernel_1d(SSIM_WINDOW, SSIM_SIGMA), persistent=False)
@@ -66,7 +68,7 @@ class ReconstructionScorer(nn.Module):
     def forward(self, images: torch.Tensor, reconstructions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         squared_error = (reconstructions - images) ** 2
         mse = squared_error.flatten(1).mean(1)
-        ssim = ssim_per_image(images, reconstructions, self.ssim_window)
+        ssim = ssim_per_image(images, reconstructions, self.ssim_window, self.ssim_padding)
         feature_error = (self.perceptual(reconstructions) - self.perceptual(images)) ** 2
         perceptual = feature_error.flatten(1).mean(1)
         scores = mse - ssim + perceptual
@@ -78,13 +80,17 @@ class ReconstructionScorer(nn.Module):
         return scores, maps[:, 0]
 
 
-def reconstruction_loss(images: torch.Tensor, reconstructions: torch.Tensor, perceptual: VGGPerceptual) -> torch.Tensor:
-    """The authors' training loss: MSE - SSIM + perceptual (weights 1, 1, 1), SSIM by `pytorch_msssim`."""
-    from pytorch_msssim import ssim
+def reconstruction_loss(images: torch.Tensor, reconstructions: torch.Tensor, perceptual: VGGPerceptual,
+                        ssim_padding: str = "valid") -> torch.Tensor:
+    """The authors' training loss: MSE - SSIM + perceptual (weights 1, 1, 1). SSIM by `pytorch_msssim` over
+    valid windows, or zero-padded as the authors' `pytorch_ssim` with `ssim_padding="zero"`."""
+    if ssim_padding == "valid":
+        from pytorch_msssim import ssim
 
-    return (F.mse_loss(reconstructions, images)
-            - ssim(images, reconstructions, data_range=1.0, size_average=True)
-            + perceptual.loss(reconstructions, images))
+        similarity = ssim(images, reconstructions, data_range=1.0, size_average=True)
+    else:
+        similarity = ssim_per_image(images, reconstructions, padding=ssim_padding).mean()
+    return F.mse_loss(reconstructions, images) - similarity + perceptual.loss(reconstructions, images)
 
 
 class ReconstructionInference(nn.Module):
@@ -104,16 +110,20 @@ class ReconstructionDetector(Detector):
     with MSE - SSIM + perceptual against a frozen VGG11 block (Adam, the authors' lr and weight decay)."""
 
     def __init__(self, image_size: int, network_factory, weights: str | None, vgg_weights: str | None, seed: int,
-                 lr: float, weight_decay: float):
+                 lr: float, weight_decay: float, ssim_padding: str = "valid", checkpoint: str = "last"):
         super().__init__(image_size)
+        if ssim_padding not in SSIM_PADDINGS:
+            raise ValueError(f"ssim_padding must be one of {SSIM_PADDINGS}, got {ssim_padding!r}")
         self.seed, self.lr, self.weight_decay = seed, lr, weight_decay
+        self.ssim_padding = ssim_padding
+        self.checkpoint = check_checkpoint(checkpoint)
         torch.manual_seed(seed)
         self.network = network_factory()
         self.perceptual = VGGPerceptual()
         labels = [load_local_weights(self.network.resnet, weights), load_local_weights(self.perceptual, vgg_weights)]
         # "none", or the local file(s) used, e.g. "local:r50.pth+local:vgg11.pth" (the paths say which is which)
         self.pretrained = "+".join(label for label in labels if label != "none") or "none"
-        self.scorer = ReconstructionScorer(self.perceptual)  # holds the frozen VGG block and the fixed kernels
+        self.scorer = ReconstructionScorer(self.perceptual, ssim_padding=ssim_padding)  # holds the frozen VGG block and the fixed kernels
         self._inference = ReconstructionInference(self.network, self.scorer)
 
     def modules_to_save(self) -> dict[str, nn.Module]:
@@ -129,7 +139,7 @@ class ReconstructionDetector(Detector):
 
     def training_step(self, images: torch.Tensor, masks: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
         optimizer.zero_grad(set_to_none=True)
-        loss = reconstruction_loss(images, self.network.reconstruct(images), self.perceptual)
+        loss = reconstruction_loss(images, self.network.reconstruct(images), self.perceptual, self.ssim_padding)
         loss.backward()
         optimizer.step()
         return float(loss.detach())

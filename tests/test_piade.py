@@ -102,3 +102,19 @@ def test_scorer_is_zero_map_for_perfect_reconstruction_and_higher_for_damage():
     # the blurred map peaks inside the damaged square
     peak = torch.nonzero(maps[1] == maps[1].max())[0]
     assert 6 <= peak[0] <= 18 and 6 <= peak[1] <= 18
+
+
+def test_zero_padded_ssim_option_reaches_the_score_and_the_training_loss():
+    from models.perceptual import reconstruction_loss
+
+    x = torch.rand(2, 3, TINY, TINY, generator=torch.Generator().manual_seed(4))
+    valid, zero = piade(image_size=TINY, seed=1), piade(image_size=TINY, seed=1, ssim_padding="zero")
+    assert valid.scorer.ssim_padding == "valid" and zero.scorer.ssim_padding == "zero"
+    assert not np.allclose(valid.predict(x)[0], zero.predict(x)[0], rtol=0, atol=1e-7)
+    recon = (x + 0.1).clamp(0, 1)
+    loss_valid = reconstruction_loss(x, recon, valid.perceptual)
+    loss_zero = reconstruction_loss(x, recon, valid.perceptual, "zero")
+    assert float(loss_zero) == pytest.approx(float(loss_valid) + float(ssim_per_image(x, recon).mean())
+                                             - float(ssim_per_image(x, recon, padding="zero").mean()), abs=1e-5)
+    with pytest.raises(ValueError, match="ssim_padding"):
+        piade(image_size=TINY, ssim_padding="same")

@@ -197,3 +197,43 @@ def test_every_zoo_model_says_whether_it_learns_from_labels():
     for entry in zoo:
         cls = models.detector_class(entry.name)
         assert cls.uses_labels is expected[entry.name], entry.name
+
+
+class ScriptedLossDetector(ToyDetector):
+    """Reports a scripted loss per step (and still trains), so that the epochs' mean losses are known."""
+
+    def __init__(self, losses, checkpoint="last"):
+        super().__init__()
+        self.scripted, self.checkpoint = list(losses), checkpoint
+
+    def training_step(self, images, masks, optimizer):
+        super().training_step(images, masks, optimizer)
+        return self.scripted.pop(0)
+
+
+def test_lowest_loss_checkpoint_keeps_the_best_full_pass_and_training_goes_on_from_the_last():
+    # VT-ADL's train.py l.104-110: the weights of the epoch whose mean loss is <= the lowest so far (ties: the
+    # later epoch). Epoch means 3, 1, 2, 1 (two steps each): the 4th epoch's weights are kept, not the 3rd's.
+    losses = [3, 3, 1, 1, 2, 2, 1, 1]
+    snapshots = {}
+    last = ScriptedLossDetector(losses)
+    for epochs in (2, 4):  # the weights the plain fit ends with after 2 and after 4 epochs
+        model = ScriptedLossDetector(losses)
+        model.fit(batches(2), Budget(epochs=epochs, schedule="constant"))
+        snapshots[epochs] = model.state_dict()
+    kept = ScriptedLossDetector(losses, checkpoint="lowest_loss")
+    report = kept.fit(batches(2), Budget(epochs=4, schedule="constant"))
+    assert report.loss_history == [3, 1, 2, 1]
+    assert all(torch.equal(kept.state_dict()[k], snapshots[4][k]) for k in snapshots[4])
+    # with losses 3, 1, 2, 5 the 2nd epoch's weights are kept
+    best_second = ScriptedLossDetector([3, 3, 1, 1, 2, 2, 5, 5], checkpoint="lowest_loss")
+    best_second.fit(batches(2), Budget(epochs=4, schedule="constant"))
+    assert all(torch.equal(best_second.state_dict()[k], snapshots[2][k]) for k in snapshots[2])
+    # a second stage of the same run continues from the last weights, not from the kept ones
+    # (after 3 epochs it holds the 2nd epoch's weights; the 4th epoch, the best, equals the plain fit's 4th)
+    staged = ScriptedLossDetector([3, 3, 1, 1, 2, 2, 0, 0], checkpoint="lowest_loss")
+    staged.fit(batches(2), Budget(epochs=4, schedule="constant", max_steps=6))
+    assert all(torch.equal(staged.state_dict()[k], snapshots[2][k]) for k in snapshots[2])
+    staged.fit(batches(2), Budget(epochs=4, schedule="constant", steps_done=6))
+    assert all(torch.equal(staged.state_dict()[k], snapshots[4][k]) for k in snapshots[4])
+    assert last.checkpoint == "last"

@@ -162,3 +162,39 @@ def test_inference_module_exports_to_onnx_and_matches_onnxruntime(detector, tmp_
     for ours, theirs in ((scores.numpy(), ort_scores), (maps.numpy(), ort_maps)):
         assert theirs.shape == ours.shape
         assert np.abs(ours - theirs).max() <= 1e-3 * np.abs(ours).max()
+
+
+def _tiny_vtadl(**kwargs) -> VTADL:
+    return VTADL(image_size=SIZE, depth=1, heads=2, mlp_dim=32, noise_std=0.0, lr=0.0, weight_decay=0.0, **kwargs)
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_mdn_gradient_accumulation_as_the_authors_train_py(accumulate):
+    # train.py l.65 zeroes only the autoencoder's gradients, so the MDN's add up over the steps. With a zero
+    # learning rate nothing moves: the same batch gives the same gradient at each step, so after two steps the
+    # MDN's gradient is twice the first step's when accumulated and equal to it otherwise; the autoencoder's
+    # is the step's own either way.
+    model = _tiny_vtadl(mdn_grad_accumulation=accumulate)
+    optimizer = model.make_optimizer()
+    images = _images()
+    masks = torch.zeros(2, SIZE, SIZE)
+    model.training_step(images, masks, optimizer)
+    first_mdn = model.mdn.mu.weight.grad.clone()
+    first_ae = model.autoencoder.vit.patch_to_embedding.weight.grad.clone()
+    model.training_step(images, masks, optimizer)
+    assert torch.allclose(model.mdn.mu.weight.grad, first_mdn * (2 if accumulate else 1), rtol=1e-4, atol=1e-6)
+    assert torch.allclose(model.autoencoder.vit.patch_to_embedding.weight.grad, first_ae, rtol=1e-4, atol=1e-6)
+
+
+def test_zero_padded_ssim_reaches_the_score_and_the_loss():
+    images = _images()
+    valid, zero = _tiny_vtadl(), _tiny_vtadl(ssim_padding="zero")
+    zero.load_state_dict(valid.state_dict())
+    assert not np.allclose(valid.predict(images)[0], zero.predict(images)[0], rtol=0, atol=1e-7)
+    valid.train_mode(True)
+    zero.train_mode(True)
+    assert float(valid.loss(images).detach()) != float(zero.loss(images).detach())
+    with pytest.raises(ValueError, match="ssim_padding"):
+        _tiny_vtadl(ssim_padding="same")
+    with pytest.raises(ValueError, match="checkpoint"):
+        _tiny_vtadl(checkpoint="best")

@@ -74,6 +74,9 @@ class JobSpec:
                   "category": self.category, "device": self.device, "image_size": self.image_size,
                   "batch_size": self.batch_size, "threads": self.threads, "seed": self.seed}
         record["settings"] = dict(self.settings)
+        # whose recipe the job ran (models/recipes.py): the authors' in the paper suite, with what still differs
+        record["recipe"] = self.settings.get("recipe", "project")
+        record["recipe_deviations"] = list(self.settings.get("recipe_deviations", []))
         return record
 
     def outputs(self) -> list[dict]:

@@ -13,7 +13,9 @@ Follows the authors' code (github pankajmishra000/PIADE: `capsmod.py`, `autoenco
   resampled) to 640x8x8, as the code does. Decoder 2: ConvTranspose 640->16 (k3 s2 p1) -> 15,
   16->32 (k3 s2 p1) -> 29, 32->32 (k4 s2) -> 60, 32->3 (k4 s2 p1) -> 120, BatchNorm + ReLU between, Tanh.
   (Tanh spans [-1, 1] while the targets are [0, 1]: the authors' choice, kept.)
-- Loss: MSE - SSIM + perceptual (frozen VGG11 `features[:4]`), Adam lr 1e-3, weight decay 1e-3.
+- Loss: MSE - SSIM + perceptual (frozen VGG11 `features[:4]`), Adam lr 1e-3, weight decay 1e-3; the
+  authors' `train.py` trains 400 epochs at batch 60 and keeps the last weights. `ssim_padding="zero"` computes
+  the SSIM as their vendored `pytorch_ssim` (zero-padded window); the default keeps valid windows only.
 - Image score: the same three terms per image (`models.perceptual.ReconstructionScorer`). The pixel map
   is ours (the paper gives image scores only): see `models/perceptual.py`.
 - Initialisation: the authors' `initialize_weights` (Kaiming) is guarded by `test == 'False'` (a string
@@ -137,8 +139,10 @@ class PIADE(ReconstructionDetector):
     name = "piade"
 
     def __init__(self, image_size: int = PIADE_INPUT, weights: str | None = None, vgg_weights: str | None = None,
-                 seed: int = 0, lr: float = 1e-3, weight_decay: float = 1e-3):
-        super().__init__(image_size, lambda: PIADENetwork(image_size), weights, vgg_weights, seed, lr, weight_decay)
+                 seed: int = 0, lr: float = 1e-3, weight_decay: float = 1e-3,
+                 ssim_padding: str = "valid", checkpoint: str = "last"):
+        super().__init__(image_size, lambda: PIADENetwork(image_size), weights, vgg_weights, seed, lr, weight_decay,
+                         ssim_padding, checkpoint)
 
 
 @register_model("piade", family="detector",
@@ -148,6 +152,7 @@ class PIADE(ReconstructionDetector):
                 description="SE-ResNet-50 + 4-branch pyramid + dynamic routing to 2x64-d capsules + decoder; "
                             "MSE - SSIM + VGG11 perceptual")
 def piade(image_size: int = PIADE_INPUT, weights: str | None = None, vgg_weights: str | None = None, seed: int = 0,
-          lr: float = 1e-3, weight_decay: float = 1e-3) -> PIADE:
+          lr: float = 1e-3, weight_decay: float = 1e-3,
+          ssim_padding: str = "valid", checkpoint: str = "last") -> PIADE:
     return PIADE(image_size=image_size, weights=weights, vgg_weights=vgg_weights, seed=seed, lr=lr,
-                 weight_decay=weight_decay)
+                 weight_decay=weight_decay, ssim_padding=ssim_padding, checkpoint=checkpoint)

@@ -17,7 +17,8 @@ below are the authors' where their PIADE repository has them, and ours (marked) 
 - Default input 120: the authors' MVTec pipeline (resize 156, centre-crop 120) shared with PIADE; our
   datasets resize straight to `image_size`.
 `weights=PATH` loads a local torchvision ResNet-18 state dict, `vgg_weights=PATH` a VGG11 one; otherwise
-seeded random initialisation, and the trunk trains either way.
+seeded random initialisation, and the trunk trains either way. `ssim_padding` and `checkpoint` as PIADE's
+(docs/design/recipes.md).
 """
 from __future__ import annotations
 
@@ -83,8 +84,10 @@ class PyramidAE(ReconstructionDetector):
     name = "pyramid_ae"
 
     def __init__(self, image_size: int = PYRAMID_AE_INPUT, weights: str | None = None, vgg_weights: str | None = None,
-                 seed: int = 0, lr: float = 1e-3, weight_decay: float = 1e-3):
-        super().__init__(image_size, PyramidAutoencoder, weights, vgg_weights, seed, lr, weight_decay)
+                 seed: int = 0, lr: float = 1e-3, weight_decay: float = 1e-3,
+                 ssim_padding: str = "valid", checkpoint: str = "last"):
+        super().__init__(image_size, PyramidAutoencoder, weights, vgg_weights, seed, lr, weight_decay,
+                         ssim_padding, checkpoint)
 
 
 @register_model("pyramid_ae", family="detector",
@@ -94,6 +97,7 @@ class PyramidAE(ReconstructionDetector):
                 description="ResNet-18 3-level pyramid, per-level stacked conv encoders, fused decoder; "
                             "MSE - SSIM + VGG11 perceptual; no routing")
 def pyramid_ae(image_size: int = PYRAMID_AE_INPUT, weights: str | None = None, vgg_weights: str | None = None,
-               seed: int = 0, lr: float = 1e-3, weight_decay: float = 1e-3) -> PyramidAE:
+               seed: int = 0, lr: float = 1e-3, weight_decay: float = 1e-3,
+               ssim_padding: str = "valid", checkpoint: str = "last") -> PyramidAE:
     return PyramidAE(image_size=image_size, weights=weights, vgg_weights=vgg_weights, seed=seed, lr=lr,
-                     weight_decay=weight_decay)
+                     weight_decay=weight_decay, ssim_padding=ssim_padding, checkpoint=checkpoint)

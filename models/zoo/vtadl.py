@@ -26,8 +26,13 @@ Follows the authors' code (github pankajmishra000/VT-ADL: `VT_AE.py`, `student_t
   once, as the code does; constants shift the loss and the scores, not the gradients).
 - Loss: 5 * MSE(recon, x) - 0.5 * SSIM(x, recon) + MDN NLL; SSIM by `pytorch_msssim.ssim` (window 11,
   sigma 1.5, data_range 1). The authors' vendored `pytorch_ssim` pads the window ("same" output) while
-  pytorch_msssim averages over valid positions only: a small difference at the borders.
-- Adam, lr 1e-4, weight decay 1e-4, over the autoencoder and the MDN together. Initialisation as the code's
+  pytorch_msssim averages over valid positions only: a small difference at the borders. `ssim_padding="zero"`
+  computes the loss's and the score's SSIM the authors' way (`models.filters.ssim_per_image`).
+- Adam, lr 1e-4, weight decay 1e-4, over the autoencoder and the MDN together. The authors' `train.py`
+  zeroes only the autoencoder's gradients (`model.zero_grad()`, never `G_estimate`'s), so the MDN's gradients
+  add up over every step of the run: `mdn_grad_accumulation=True` does the same (default off: each step's
+  own gradient). They keep the weights of the epoch with the lowest mean training loss: `checkpoint=
+  "lowest_loss"` (`models.base.CHECKPOINTS`; default "last"). Initialisation as the code's
   `initialize_weights(vt, decoder)`: Kaiming-normal weights and zero biases for the ViT's Linear layers;
   ConvTranspose2d is not an `nn.Conv2d`, so the decoder's layers keep PyTorch's default initialisation;
   the MDN is not passed to it and keeps the default too; CLS token and position embedding ~ N(0, 1);
@@ -64,9 +69,9 @@ import torch.nn.functional as F
 from pytorch_msssim import ssim as msssim_ssim
 from torch import nn
 
-from models.base import Detector
+from models.base import Detector, check_checkpoint
 from models.capsules import DynamicRouting
-from models.filters import SSIM_SIGMA, SSIM_WINDOW, gaussian_kernel_1d, ssim_per_image
+from models.filters import SSIM_PADDINGS, SSIM_SIGMA, SSIM_WINDOW, gaussian_kernel_1d, ssim_per_image
 from models.registry import register_model
 
 GRID = 8  # patches per side, at every input size
@@ -294,9 +299,10 @@ class VTADLInference(nn.Module):
     """images [B,3,S,S] -> (scores [B], maps [B,S,S]); no noise, whatever the mode."""
 
     def __init__(self, autoencoder: VTAutoencoder, mdn: MixtureDensityHead, objective: str, image_size: int,
-                 blur_sigma: float):
+                 blur_sigma: float, ssim_padding: str = "valid"):
         super().__init__()
         self.autoencoder, self.mdn = autoencoder, mdn
+        self.ssim_padding = ssim_padding
         self.token_nll = MDN_OBJECTIVES[objective]
         self.image_size = image_size
         self.blur = GaussianBlur(image_size, blur_sigma)
@@ -309,7 +315,7 @@ class VTADLInference(nn.Module):
         reconstruction = ae.decoder(capsule.reshape(b, CAPSULE_DIM_IN, GRID, GRID))
         patch_nll = self.token_nll(tokens, *self.mdn(tokens))  # [B, 64]
         mse = ((reconstruction - images) ** 2).flatten(1).mean(1)
-        scores = mse + ssim_per_image(images, reconstruction) + patch_nll.max(dim=1).values
+        scores = mse + ssim_per_image(images, reconstruction, padding=self.ssim_padding) + patch_nll.max(dim=1).values
         grid = patch_nll.reshape(b, 1, GRID, GRID)
         maps = F.interpolate(grid, size=(self.image_size, self.image_size), mode="bilinear", align_corners=True)
         return scores, self.blur(maps)[:, 0]
@@ -323,10 +329,15 @@ class VTADL(Detector):
     def __init__(self, image_size: int = AUTHORS_INPUT, n_gaussians: int = 10, mdn_objective: str = "mixture",
                  noise_std: float = 0.2, seed: int = 0, lr: float = 1e-4, weight_decay: float = 1e-4,
                  depth: int = 6, heads: int = 8, mlp_dim: int = 1024, routing_iterations: int = 3,
-                 blur_sigma: float = 4.0):
+                 blur_sigma: float = 4.0, mdn_grad_accumulation: bool = False, ssim_padding: str = "valid",
+                 checkpoint: str = "last"):
         super().__init__(image_size)
         if mdn_objective not in MDN_OBJECTIVES:
             raise ValueError(f"mdn_objective must be one of {sorted(MDN_OBJECTIVES)}, got {mdn_objective!r}")
+        if ssim_padding not in SSIM_PADDINGS:
+            raise ValueError(f"ssim_padding must be one of {SSIM_PADDINGS}, got {ssim_padding!r}")
+        self.mdn_grad_accumulation, self.ssim_padding = bool(mdn_grad_accumulation), ssim_padding
+        self.checkpoint = check_checkpoint(checkpoint)
         self.n_gaussians, self.mdn_objective = n_gaussians, mdn_objective
         self.lr, self.weight_decay = lr, weight_decay
         with torch.random.fork_rng(devices=[]):  # seeded construction, global RNG left as it was
@@ -336,7 +347,8 @@ class VTADL(Detector):
             self.mdn = MixtureDensityHead(TOKEN_DIM, n_gaussians)
         self.autoencoder.noise_generator = torch.Generator().manual_seed(seed)
         self.token_nll = MDN_OBJECTIVES[mdn_objective]
-        self._inference = VTADLInference(self.autoencoder, self.mdn, mdn_objective, image_size, blur_sigma)
+        self._inference = VTADLInference(self.autoencoder, self.mdn, mdn_objective, image_size, blur_sigma,
+                                         ssim_padding)
 
     def modules_to_save(self) -> dict[str, nn.Module]:
         return {"autoencoder": self.autoencoder, "mdn": self.mdn}
@@ -354,14 +366,20 @@ class VTADL(Detector):
         """5 MSE - 0.5 SSIM + MDN NLL (summed over tokens, mean over the batch), as train.py."""
         tokens, reconstruction = self.autoencoder(images)
         mse = F.mse_loss(reconstruction, images)
-        similarity = msssim_ssim(images, reconstruction, data_range=1.0, size_average=True,
-                                 win_size=SSIM_WINDOW, win_sigma=SSIM_SIGMA)
+        if self.ssim_padding == "valid":
+            similarity = msssim_ssim(images, reconstruction, data_range=1.0, size_average=True,
+                                     win_size=SSIM_WINDOW, win_sigma=SSIM_SIGMA)
+        else:
+            similarity = ssim_per_image(images, reconstruction, padding=self.ssim_padding).mean()
         nll = self.token_nll(tokens, *self.mdn(tokens)).sum(dim=1).mean()
         return 5.0 * mse - 0.5 * similarity + nll
 
     def training_step(self, images: torch.Tensor, masks: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
         self.train_mode(True)
-        optimizer.zero_grad(set_to_none=True)
+        if self.mdn_grad_accumulation:  # train.py: model.zero_grad() only; the MDN's gradients keep adding up
+            self.autoencoder.zero_grad(set_to_none=True)
+        else:
+            optimizer.zero_grad(set_to_none=True)
         loss = self.loss(images)
         loss.backward()
         optimizer.step()
@@ -380,7 +398,9 @@ class VTADL(Detector):
                 description="ViT autoencoder + capsule routing + Gaussian mixture density on the patch tokens")
 def vtadl(image_size: int = AUTHORS_INPUT, n_gaussians: int = 10, mdn_objective: str = "mixture",
           noise_std: float = 0.2, seed: int = 0, lr: float = 1e-4, weight_decay: float = 1e-4, depth: int = 6,
-          heads: int = 8, mlp_dim: int = 1024, routing_iterations: int = 3, blur_sigma: float = 4.0) -> VTADL:
+          heads: int = 8, mlp_dim: int = 1024, routing_iterations: int = 3, blur_sigma: float = 4.0,
+          mdn_grad_accumulation: bool = False, ssim_padding: str = "valid", checkpoint: str = "last") -> VTADL:
     return VTADL(image_size=image_size, n_gaussians=n_gaussians, mdn_objective=mdn_objective, noise_std=noise_std,
                  seed=seed, lr=lr, weight_decay=weight_decay, depth=depth, heads=heads, mlp_dim=mlp_dim,
-                 routing_iterations=routing_iterations, blur_sigma=blur_sigma)
+                 routing_iterations=routing_iterations, blur_sigma=blur_sigma,
+                 mdn_grad_accumulation=mdn_grad_accumulation, ssim_padding=ssim_padding, checkpoint=checkpoint)
