@@ -15,12 +15,25 @@ import pandas as pd
 
 from bench import run_folder
 from bench.schema import (INTERVAL_METRICS, MEAN_CATEGORY, PAIRED_DELTA_COLUMNS, POINT_DELTA_METRICS, REFERENCE_VARIANT,
-                          delta_column)
+                          delta_column, operating_point_parts)
 
 # What a mean row averages (in this order): every accuracy metric and every delta a variant row may carry.
 MEAN_METRICS = ["image_auroc", "pixel_auroc", "aupro", "image_f1_max", "image_ap", "pixel_ap",
                 *(delta_column(m) for m in POINT_DELTA_METRICS)]
 MEAN_FACTS = ["train_seconds", "steps", "epochs"]
+# Thresholds are in each category's own score units: a mean of them means nothing (the rates they give do).
+UNAVERAGED_OPERATING_POINTS = ("image_val_threshold", "pixel_val_threshold")
+
+
+def operating_point_metrics(columns) -> list[str]:
+    """The operating points (bench/operating_points.py) and their variant deltas among `columns` that a mean
+    row averages: every rate, recall and F1 at every target, not the thresholds."""
+    chosen = []
+    for column in columns:
+        parts = operating_point_parts(column)
+        if parts and parts[2] in ("", "_delta") and parts[0] not in UNAVERAGED_OPERATING_POINTS:
+            chosen.append(column)
+    return chosen
 
 
 def _numbers(values) -> np.ndarray:
@@ -88,7 +101,9 @@ def mean_rows(records: list[dict]) -> list[dict]:
             if "ci_level" in group and group["ci_level"].notna().any() else 0.95
         by_seed = group.groupby("seed")
         undefined = []
-        for metric in MEAN_METRICS + MEAN_FACTS:
+        points = operating_point_metrics(group.columns)
+        averaged = MEAN_METRICS + points
+        for metric in averaged + MEAN_FACTS:
             if metric not in group or group[metric].isna().all():
                 continue
             if group[metric].isna().any():  # undefined for some categories: a mean over the others would mislead
@@ -97,9 +112,9 @@ def mean_rows(records: list[dict]) -> list[dict]:
                 continue
             per_seed = by_seed[metric].apply(lambda v: _numbers(v).mean()).to_numpy(dtype=float)
             row[metric] = float(np.mean(per_seed))
-            if metric in MEAN_METRICS:
+            if metric in averaged:
                 row[f"{metric}_seed_std"] = float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else None
-        for metric in (*INTERVAL_METRICS, *PAIRED_DELTA_COLUMNS):
+        for metric in (*INTERVAL_METRICS, *PAIRED_DELTA_COLUMNS, *points):
             if metric not in row:
                 continue
             bounds = np.array([_category_mean_interval(g, metric, level) for _, g in by_seed])
@@ -110,8 +125,10 @@ def mean_rows(records: list[dict]) -> list[dict]:
             per_seed = by_seed[metric].apply(lambda v: _numbers(v).mean()).to_numpy(dtype=float)
             below, above = float(np.mean(per_seed - bounds[:, 0])), float(np.mean(bounds[:, 1] - per_seed))
             low, high = row[metric] - below, row[metric] + above
-            if metric in INTERVAL_METRICS:  # a metric lives in [0, 1]; a delta in [-1, 1]
-                low, high = max(low, 0.0), min(high, 1.0)
+            if metric in INTERVAL_METRICS or (metric in points and not metric.endswith("_delta")):
+                low, high = max(low, 0.0), min(high, 1.0)  # a metric (a rate) lives in [0, 1]; a delta in [-1, 1]
+            elif metric in points:
+                low, high = max(low, -1.0), min(high, 1.0)
             row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = low, high
         if any(f"{m}_ci_low" in row for m in INTERVAL_METRICS):
             row.update(ci_level=level, ci_method="normal approximation from the per-category percentile-bootstrap "

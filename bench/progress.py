@@ -65,6 +65,8 @@ class RunProgress:
             detail = f" p50 {record['latency_ms_p50']:.4g} ms"
         elif status != "ok":
             detail = f": {record.get('error', '')}"
+        if status == "ok" and record.get("val_normals_note") and record.get("variant") == "torch-fp32":
+            detail += f"; {record['val_normals_note']}: the threshold-based operating points are empty"
         line = f"{self._prefix(spec)}: {what} {status}{detail}"
         if self.bar is not None:
             self.bar.console.print(line, highlight=False, markup=False)

@@ -140,3 +140,96 @@ def test_variants_on_a_training_suite_are_evaluated_after_training(small_set, tm
     other = rows.loc["torch-channels-last"]
     assert other["status"] == "ok" and other["checkpoint"] == rows.loc["torch-fp32", "checkpoint"]
     assert other["image_auroc_delta"] == pytest.approx(other["image_auroc"] - rows.loc["torch-fp32", "image_auroc"])
+
+
+# -- operating points (issue 23) --------------------------------------------------------------------------
+def test_a_variant_sets_its_threshold_on_its_own_validation_scores(tmp_path, monkeypatch):
+    """A variant whose scores all moved (as an int8 graph's may, keeping the ranking and so the AUROC) gets a
+    threshold moved with them from its own validation scores: the rates it realises stay those of torch-fp32.
+    The fp32 threshold applied to its scores would flag every image."""
+    import bench.variants
+    from bench.jobs.accuracy import operating_points, variant_records
+    from bench.jobs.spec import JobSpec
+    from bench.variants.evaluate import VariantEvaluation
+
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 40 + [1] * 40, dtype=np.int8)
+    ev = {"scores": (rng.normal(0, 1, 80) + 2.0 * labels).astype(np.float32), "labels": labels,
+          "masks": np.zeros((80, 4, 4), np.uint8)}
+    val_ev = {"scores": rng.normal(0, 1, 25).astype(np.float32), "labels": np.zeros(25, np.int8),
+              "masks": np.zeros((25, 4, 4), np.uint8)}
+    settings = {"accuracy_variants": ["torch-fp32", "ort-int8-dynamic"], "train_batch_size": 8,
+                "intervals": {"level": 0.95, "resamples": 500, "seed": 0}, "target_fprs": [0.05], "val_normals": 0.1}
+    spec = JobSpec(kind="accuracy", suite="accuracy", model="pixel_stats", family="baseline", device="cpu", threads=1,
+                   seed=0, image_size=4, batch_size=8, run_dir=str(tmp_path), dataset="synthetic", category="nut",
+                   settings=settings)
+    fp32 = {"labels": labels.tolist(), "status": "ok", **operating_points(ev, val_ev, settings)}
+    moved = {k: np.concatenate([ev[k], val_ev[k]]) for k in ev}
+    moved["scores"] = 10.0 + 3.0 * moved["scores"]  # monotone: the same ranking, other units
+
+    def fake_variants(detector, images, variants, probe, **kw):
+        assert len(images) == 80 + 25  # the test images, then the validation normals
+        yield VariantEvaluation("ort-int8-dynamic", "ok", evaluation=moved)
+
+    monkeypatch.setattr(bench.variants, "evaluate_variants", fake_variants)
+    (row,) = variant_records(spec, None, list(range(80)), [], fp32, ev, None, val_set=list(range(25)))
+    assert row["status"] == "ok"
+    assert row["image_val_threshold_5pct"] == pytest.approx(10.0 + 3.0 * fp32["image_val_threshold_5pct"], rel=1e-5)
+    for metric in ("image_fpr_at_val_thr_5pct", "image_miss_rate_at_val_thr_5pct", "image_recall_at_fpr_5pct"):
+        assert row[metric] == pytest.approx(fp32[metric]) and row[f"{metric}_delta"] == pytest.approx(0.0), metric
+    assert row["image_recall_at_fpr_5pct_delta_ci_low"] == pytest.approx(0.0)  # same ranking on every resample
+    assert np.mean(moved["scores"][:80][labels == 0] > fp32["image_val_threshold_5pct"]) == 1.0
+
+
+def test_a_variant_that_loses_recall_shows_it_in_its_delta(tmp_path):
+    from bench.jobs.accuracy import operating_points
+    from bench.variants.evaluate import operating_point_deltas
+
+    rng = np.random.default_rng(1)
+    labels = np.array([0] * 60 + [1] * 60, dtype=np.int8)
+    base = {"scores": rng.normal(0, 1, 120) + 3.0 * labels, "labels": labels, "masks": np.zeros((120, 2, 2))}
+    noisy = dict(base, scores=base["scores"] + rng.normal(0, 2.0, 120))
+    val = {"scores": rng.normal(0, 1, 40), "labels": np.zeros(40), "masks": np.zeros((40, 2, 2))}
+    settings = {"intervals": {"level": 0.95, "resamples": 1000, "seed": 0}, "target_fprs": [0.05]}
+    a, b = operating_points(base, val, settings), operating_points(noisy, val, settings)
+    deltas = operating_point_deltas(a, b, labels, base["scores"], noisy["scores"], target_fprs=[0.05],
+                                    resamples=1000, level=0.95, seed=0)
+    delta = deltas["image_recall_at_fpr_5pct_delta"]
+    assert delta == pytest.approx(b["image_recall_at_fpr_5pct"] - a["image_recall_at_fpr_5pct"]) and delta < -0.2
+    assert deltas["image_recall_at_fpr_5pct_delta_ci_low"] <= delta <= deltas["image_recall_at_fpr_5pct_delta_ci_high"] < 0
+    assert deltas["image_fpr_at_val_thr_5pct_delta"] == pytest.approx(b["image_fpr_at_val_thr_5pct"]
+                                                                      - a["image_fpr_at_val_thr_5pct"])
+
+
+def test_every_accuracy_record_carries_the_operating_points(small_set, tmp_path):
+    """Even where the training split is too small to hold normals out (8 images here): the keys are there, empty
+    with their reasons, and the schema knows every one."""
+    from bench import schema
+
+    run(small_set, tmp_path, categories=["nut"])
+    records = schema.read_results(tmp_path)[2]
+    row = next(r for r in records if r["category"] == "nut")
+    for key in ("image_val_threshold_1pct", "image_fpr_at_val_thr_1pct", "image_miss_rate_at_val_thr_1pct",
+                "image_recall_at_fpr_1pct", "image_fpr_at_recall_95pct", "pixel_val_threshold_5pct",
+                "pixel_f1_at_val_thr_5pct", "image_recall_at_fpr_5pct_ci_low", "val_normal_images",
+                "operating_points_ci_resamples", "operating_points_undefined"):
+        assert key in row, key
+    assert row["operating_points_ci_resamples"] == row["ci_resamples"]
+    assert "too few to hold out" in row["operating_points_undefined"]
+    assert all(not schema.unknown_columns(r) for r in records)
+
+
+def test_mean_rows_average_the_operating_points_but_not_the_thresholds():
+    from bench.aggregate import mean_rows
+
+    def record(category, recall, threshold):
+        return {"suite": "accuracy", "model": "m", "family": "segmenter", "variant": "torch-fp32", "dataset": "d",
+                "category": category, "seed": 0, "device": "cpu", "image_size": 64, "batch_size": 8, "threads": 1,
+                "train_minutes": None, "status": "ok", "ci_level": 0.95, "image_recall_at_fpr_1pct": recall,
+                "image_recall_at_fpr_1pct_ci_low": recall - 0.1, "image_recall_at_fpr_1pct_ci_high": recall + 0.1,
+                "image_val_threshold_1pct": threshold}
+
+    (mean,) = mean_rows([record("a", 0.5, 3.0), record("b", 0.7, 300.0)])
+    assert mean["image_recall_at_fpr_1pct"] == pytest.approx(0.6)
+    assert mean["image_recall_at_fpr_1pct_ci_low"] < 0.6 < mean["image_recall_at_fpr_1pct_ci_high"]
+    assert "image_val_threshold_1pct" not in mean  # two categories' score units: no mean

@@ -46,6 +46,13 @@ def invoke(*args: str):
     (["--eval-only"], "--eval-only goes with --suite accuracy"),
     (["--plugin", "/no/such/plugin.py"], "--plugin /no/such/plugin.py: no such file"),
     (["--weights", "/no/such.pth", "--models", "piade"], "--weights: no such file: /no/such.pth"),
+    (["--suite", "accuracy", "--val-normals", "-3"], "--val-normals must be a whole number of images >= 0 or a fraction in (0, 1), got -3"),
+    (["--suite", "accuracy", "--val-normals", "1.5"], "--val-normals must be a whole number of images >= 0 or a fraction in (0, 1), got 1.5"),
+    (["--suite", "accuracy", "--val-normals", "ten"], "--val-normals must be a whole number of images >= 0 or a fraction in (0, 1), got 'ten'"),
+    (["--suite", "accuracy", "--target-fpr", "0"], "--target-fpr: each rate must lie in (0, 1), got 0.0"),
+    (["--suite", "accuracy", "--target-fpr", "5"], "--target-fpr: each rate must lie in (0, 1), got 5.0"),
+    (["--suite", "accuracy", "--target-fpr", "0.05,0.05"], "--target-fpr repeats a rate: 0.05,0.05"),
+    (["--suite", "accuracy", "--target-fpr", "1%"], "--target-fpr: '1%' is not a number"),
 ])
 def test_bad_option_exits_2_before_any_work(tmp_path, args, message):
     out = tmp_path / "run"

@@ -61,6 +61,75 @@ def accuracy_metrics(ev: dict, intervals: dict) -> dict:
                                    resamples=intervals["resamples"], level=intervals["level"], seed=intervals["seed"])
 
 
+# The operating points that need the validation normals' threshold: empty, with the split's reason, without them.
+THRESHOLD_METRICS = ("image_val_threshold", "image_fpr_at_val_thr", "image_miss_rate_at_val_thr", "pixel_val_threshold",
+                     "pixel_f1_at_val_thr")
+
+
+def _undefined_parts(text: str) -> dict[str, str]:
+    """'a, b: why; c: other' -> {a: why, b: why, c: other} (bench.metrics.describe_undefined, read back)."""
+    parts: dict[str, str] = {}
+    for clause in filter(None, (c.strip() for c in str(text or "").split(";"))):
+        names, _, why = clause.partition(": ")
+        parts.update({name.strip(): why for name in names.split(",")})
+    return parts
+
+
+def operating_points(ev: dict, val_ev: dict | None, settings: dict, val_note: str = "") -> dict:
+    """The stage's operating points (bench.operating_points) with the job's interval settings: thresholds from
+    the validation normals' scores and maps (`val_ev`), rates on the test set (`ev`). Without validation normals
+    (`val_ev` None) the threshold-free points are still computed and every threshold-based one is empty with
+    `val_note` as its reason. Keys: the kernel's, `val_normals_note` and `val_scores`."""
+    from bench.metrics import describe_undefined
+    from bench.operating_points import DEFAULT_TARGET_FPRS, operating_points_with_intervals
+    from bench.schema import operating_point_parts
+
+    intervals = settings["intervals"]
+    has_maps = "maps" in ev
+    val_scores = val_ev["scores"] if val_ev is not None else np.zeros(0, dtype=np.float32)
+    out = operating_points_with_intervals(
+        val_scores, ev["labels"], ev["scores"], val_ev.get("maps") if val_ev is not None else None,
+        ev["masks"] if has_maps else None, ev.get("maps"),
+        target_fprs=tuple(settings.get("target_fprs") or DEFAULT_TARGET_FPRS), resamples=intervals["resamples"],
+        level=intervals["level"], seed=intervals["seed"])
+    if val_ev is None:
+        undefined = _undefined_parts(out["operating_points_undefined"])
+        for key in list(out):
+            parts = operating_point_parts(key)
+            if parts and parts[0] in THRESHOLD_METRICS and parts[2] == "":
+                out.update({key: None, f"{key}_ci_low": None, f"{key}_ci_high": None})
+                undefined[key] = val_note or "no validation normals held out"
+        out["operating_points_undefined"] = describe_undefined(undefined)
+    out.update(val_normals_note=val_note, val_scores=[round(float(s), 7) for s in val_scores])
+    return out
+
+
+def merge_operating_points(record: dict, points: dict) -> None:
+    """The operating points into `record`; their reasons appended to its `undefined_metrics` with '; '."""
+    record.update(points)
+    reasons = [text for text in (record.get("undefined_metrics"), points.get("operating_points_undefined")) if text]
+    record["undefined_metrics"] = "; ".join(reasons)
+
+
+def validation_split_of(spec: JobSpec, train_set) -> tuple:
+    """(training images, validation normals or None, why none): the job's validation normals held out of the
+    training split (datasets/splits.py: seeded by the job's seed, the same for every model)."""
+    from datasets.splits import validation_count, validation_split
+
+    settings = spec.settings
+    if settings.get("labelled_defects") is not None:
+        return train_set, None, ("no validation normals held out, --labelled-defects trains one model per fold "
+                                 "and no single threshold serves them")
+    if "val_normals" not in settings:  # a deploy job of a run made before the split: its models saw every image
+        return train_set, None, "no validation normals held out, the run that trained this model held none out"
+    count, note = validation_count(len(train_set), settings["val_normals"])
+    if not count:
+        return train_set, None, note
+    train_idx, val_idx = validation_split(len(train_set), count, spec.seed)
+    return (torch.utils.data.Subset(train_set, train_idx.tolist()),
+            torch.utils.data.Subset(train_set, val_idx.tolist()), "")
+
+
 def _train_loader(data, batch_size: int, seed: int) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True, num_workers=0,
                                        generator=torch.Generator().manual_seed(seed),
@@ -119,12 +188,15 @@ def stage_checkpoint(spec: JobSpec, minutes: float | None) -> Path:
 
 
 def variant_records(spec: JobSpec, detector, test_set, train_set, fp32: dict, ev: dict,
-                    progress: Callable[[str], None] | None) -> Iterator[dict]:
+                    progress: Callable[[str], None] | None, val_set=None, val_note: str = "") -> Iterator[dict]:
     """The stage's accuracy through each deployment variant of the trained graph (--variants on a training suite,
     or --suite deploy): the variant's metrics with their intervals, and its deltas against torch-fp32 with a
-    paired interval (the same resampled test images for both)."""
+    paired interval (the same resampled test images for both). Each variant scores the validation normals too
+    and its operating points use ITS OWN thresholds (an int8 graph that keeps AUROC may move them)."""
     from bench.intervals import paired_delta_intervals
     from bench.variants import calibration_images_from, evaluate_variants
+    from bench.operating_points import DEFAULT_TARGET_FPRS
+    from bench.variants.evaluate import operating_point_deltas
 
     settings = spec.settings
     others = [v for v in settings.get("accuracy_variants", []) if v != "torch-fp32"]
@@ -134,7 +206,10 @@ def variant_records(spec: JobSpec, detector, test_set, train_set, fp32: dict, ev
                                  "n_test_defective", "n_train", "pretrained", "started_at") if k in fp32}
     calibration = calibration_images_from(train_set) if "ort-int8-static" in others else None
     intervals = settings["intervals"]
-    evaluations = evaluate_variants(detector, test_set, others, probe_settings(spec), reference=False,
+    n_test = len(test_set)
+    # one pass over the test images and the validation normals after them, split again below
+    images = test_set if val_set is None else torch.utils.data.ConcatDataset([test_set, val_set])
+    evaluations = evaluate_variants(detector, images, others, probe_settings(spec), reference=False,
                                     batch_size=settings["train_batch_size"], calibration_images=calibration)
     for result in evaluations:
         if progress:
@@ -142,10 +217,17 @@ def variant_records(spec: JobSpec, detector, test_set, train_set, fp32: dict, ev
         record = {**spec.base_record(), "host": fp32.get("host"), **keep, **result.facts, "variant": result.variant,
                   "status": result.status, "error": result.error}
         if result.status == "ok":
-            other = result.evaluation
+            other = {k: v[:n_test] for k, v in result.evaluation.items()}
+            other_val = {k: v[n_test:] for k, v in result.evaluation.items()} if val_set is not None else None
             record.update(accuracy_metrics(other, intervals))
             record.update(paired_delta_intervals(ev["labels"], ev["masks"] if "maps" in ev else None, ev["scores"],
                                                  ev.get("maps"), other["scores"], other.get("maps"),
+                                                 resamples=intervals["resamples"], level=intervals["level"],
+                                                 seed=intervals["seed"]))
+            points = operating_points(other, other_val, settings, val_note)
+            merge_operating_points(record, points)
+            record.update(operating_point_deltas(fp32, points, ev["labels"], ev["scores"], other["scores"],
+                                                 target_fprs=settings.get("target_fprs") or DEFAULT_TARGET_FPRS,
                                                  resamples=intervals["resamples"], level=intervals["level"],
                                                  seed=intervals["seed"]))
             record.update(scores=[round(float(s), 7) for s in other["scores"]], labels=fp32["labels"])
@@ -187,6 +269,9 @@ def run_accuracy(spec: JobSpec, progress: Callable[[str], None] | None = None) -
                                                    **pipeline))
         test_set = InMemory(datasets.open_dataset(spec.dataset, root, spec.category or None, "test", spec.image_size,
                                                   **pipeline))
+        train_set, val_set, val_note = validation_split_of(spec, train_set)  # the held-out normals are not trained on
+        if val_note and progress:
+            progress(val_note)
         fingerprint = test_set_fingerprint(spec.dataset, root, spec.category, test_set)
         labelled = settings.get("labelled_defects") is not None
         detector = None if labelled else build_detector(spec.model, spec.image_size, spec.seed, settings).to(device)
@@ -229,6 +314,8 @@ def run_accuracy(spec: JobSpec, progress: Callable[[str], None] | None = None) -
                              stopped_by=stopped_by, schedule=settings["schedule"],
                              checkpoint=str(ckpt.relative_to(run_dir)), **detector.info())
             record.update(accuracy_metrics(ev, settings["intervals"]))
+            val_ev = evaluate(detector, val_set, settings["train_batch_size"]) if val_set is not None else None
+            merge_operating_points(record, operating_points(ev, val_ev, settings, val_note))
             gallery = run_dir / "gallery" / f"{spec.job_id}__{stage_name(minutes)}.npz"
             _save_gallery(ev, gallery, settings["gallery_size"])
             record.update(facts, gallery_file=str(gallery.relative_to(run_dir)), data_fingerprint=fingerprint,
@@ -238,7 +325,8 @@ def run_accuracy(spec: JobSpec, progress: Callable[[str], None] | None = None) -
             produced.add((minutes, "torch-fp32"))
             yield record
             if detector is not None:
-                for row in variant_records(spec, detector, test_set, train_set, record, ev, progress):
+                for row in variant_records(spec, detector, test_set, train_set, record, ev, progress, val_set,
+                                           val_note):
                     row["seconds"] = time.perf_counter() - started
                     produced.add((minutes, row["variant"]))
                     yield row

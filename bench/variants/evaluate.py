@@ -2,7 +2,8 @@
 
 `evaluate_variant` returns what bench/jobs/accuracy.py's evaluation returns for the metrics (scores, maps, labels,
 masks; numpy, in the dataset's order), so the accuracy deltas (variant minus torch-fp32, paired over the
-same images) can be computed with `accuracy_deltas` or bench.intervals.paired_delta_intervals.
+same images) can be computed with `accuracy_deltas` or bench.intervals.paired_delta_intervals, and those of the
+operating points (each side's thresholds from its own validation scores) with `operating_point_deltas`.
 `evaluate_variants` prepares each requested variant of the detector's inference module (static int8
 calibrated on the caller's training images), evaluates it, and yields one `VariantEvaluation` per variant,
 torch-fp32 first: the base of every delta.
@@ -18,7 +19,7 @@ import torch
 from bench.measure import ProbeSettings
 from bench.variants.base import PreparedVariant, VariantUnavailable
 from bench.failures import first_line as _first_line
-from bench.schema import POINT_DELTA_METRICS, delta_column
+from bench.schema import OPERATING_POINT_DELTA_METRICS, POINT_DELTA_METRICS, delta_column
 from bench.variants.table import REFERENCE_VARIANT, VARIANTS, parse_variants, prepare_variant
 
 
@@ -60,6 +61,42 @@ def accuracy_deltas(base: dict[str, np.ndarray], other: dict[str, np.ndarray]) -
     record.update({delta_column(k): None if ours.get(k) is None or theirs.get(k) is None else ours[k] - theirs[k]
                    for k in POINT_DELTA_METRICS if k in ours and k in theirs})
     return record
+
+
+def operating_point_deltas(base_points: dict, other_points: dict, labels, base_scores, other_scores, *,
+                           target_fprs, resamples: int, level: float, seed: int) -> dict:
+    """A variant's operating points minus the reference's, per target false-alarm rate (suffix s):
+    `image_recall_at_fpr_{s}_delta` with a paired percentile-bootstrap interval (both sides' recall on the SAME
+    stratified resamples of the test images: bench.stats.stratified_bootstrap_counts from default_rng(seed)),
+    and the point deltas of the realised rates `image_fpr_at_val_thr_{s}_delta`,
+    `image_miss_rate_at_val_thr_{s}_delta` (each side at ITS OWN validation threshold: a variant that moves the
+    scores moves its threshold with them). `*_points`: the records' operating points
+    (bench.operating_points.operating_points_with_intervals); None where either side's point is undefined."""
+    from bench.operating_points import rate_suffix, recall_at_fpr_replicates
+    from bench.stats import percentile_interval, stratified_bootstrap_counts
+
+    labels = np.asarray(labels).ravel()
+    counts = None
+    out: dict = {}
+    for target in target_fprs:
+        suffix = rate_suffix(target)
+        for metric in OPERATING_POINT_DELTA_METRICS:
+            key = f"{metric}_{suffix}"
+            a, b = base_points.get(key), other_points.get(key)
+            delta = None if a is None or b is None else float(b) - float(a)
+            out[f"{key}_delta"] = delta
+            if metric != "image_recall_at_fpr":
+                continue
+            low = high = None
+            if delta is not None:
+                if counts is None:
+                    counts = stratified_bootstrap_counts(labels, int(resamples), np.random.default_rng(seed))
+                differences = (recall_at_fpr_replicates(labels, other_scores, counts, target)
+                               - recall_at_fpr_replicates(labels, base_scores, counts, target))
+                low, high = percentile_interval(differences, level)
+                low, high = (None, None) if np.isnan(low) else (float(low), float(high))
+            out[f"{key}_delta_ci_low"], out[f"{key}_delta_ci_high"] = low, high
+    return out
 
 
 @dataclass
