@@ -5,7 +5,11 @@ import base64
 from html import escape
 from pathlib import Path
 
+from reports.deployment import DEPLOYMENT_NOTE, deployment_columns, deployment_rows, has_operating_points
+from reports.deployment import HOW_TO_READ as DEPLOYMENT_HOW_TO_READ
 from reports.figures import HEADINGS, FigureResult
+from reports.ranking import HOW_TO_READ as RANKING_HOW_TO_READ
+from reports.ranking import ranking_html
 from reports.run_data import RunView
 from reports.tables import (
     ACCURACY_COLUMNS, HOW_TO_READ, INTERVAL_NOTE, PROFILE_COLUMNS, VARIANT_ACCURACY_COLUMNS, VARIANT_COLUMNS, Column, Footnotes,
@@ -170,7 +174,8 @@ def skipped_section(run: RunView) -> str:
 
 
 def how_to_read_section() -> str:
-    items = "".join(f"<dt>{escape(term)}</dt><dd>{escape(text)}</dd>" for term, text in HOW_TO_READ)
+    items = "".join(f"<dt>{escape(term)}</dt><dd>{escape(text)}</dd>"
+                    for term, text in HOW_TO_READ + DEPLOYMENT_HOW_TO_READ + RANKING_HOW_TO_READ)
     return f'<h2 id="how-to-read">How to read this</h2><dl class="read">{items}</dl>'
 
 
@@ -195,6 +200,10 @@ def write_html(run: RunView, figures: list[FigureResult], out_dir: Path) -> Path
     accuracy = accuracy_rows(run)
     results.append("<h3>Accuracy (torch-fp32, per category and seed; mean rows in bold)</h3>"
                    + (records_table(accuracy, ACCURACY_COLUMNS, "accuracy-table") if accuracy else "<p>No accuracy records.</p>"))
+    if has_operating_points(run):
+        results.append("<h3 id=\"deployment\">Deployment: rates at thresholds set from validation normals (torch-fp32)</h3>"
+                       + records_table(deployment_rows(run), deployment_columns(run), "deployment-table")
+                       + f'<p class="subtitle">{escape(DEPLOYMENT_NOTE)}</p>')
     variant_accuracy = accuracy_rows(run, reference=False)
     if variant_accuracy:
         results.append("<h3>Accuracy of the deployment variants (delta: variant minus torch-fp32, paired)</h3>"
@@ -207,8 +216,9 @@ def write_html(run: RunView, figures: list[FigureResult], out_dir: Path) -> Path
 <body>
 <h1>{escape(title)}</h1>
 <p class="subtitle">{escape(subtitle)}</p>
-<nav><a href="#results">Results</a><a href="#figures">Figures</a><a href="#failed">Failed jobs</a><a href="#how-to-read">How to read this</a><a href="#provenance">Provenance</a></nav>
+<nav><a href="#results">Results</a>{'<a href="#ranking">Which model to pick</a>' if run.datasets else ""}<a href="#figures">Figures</a><a href="#failed">Failed jobs</a><a href="#how-to-read">How to read this</a><a href="#provenance">Provenance</a></nav>
 {"".join(results)}
+{ranking_html(run) if run.datasets else ""}
 {figures_section(figures, out_dir)}
 {failed_section(run)}
 {skipped_section(run)}

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reports.deployment import DEPLOYMENT_NOTE, deployment_columns, deployment_rows, has_operating_points
 from reports.figures import FigureResult
+from reports.ranking import ranking_markdown
 from reports.run_data import MEAN_CATEGORY, RunView
 from reports.tables import (
     ACCURACY_COLUMNS, ACCURACY_SUMMARY_HEADERS, INTERVAL_NOTE, PROFILE_COLUMNS, VARIANT_ACCURACY_COLUMNS, VARIANT_COLUMNS,
@@ -60,6 +62,11 @@ def write_markdown(run: RunView, figures: list[FigureResult], out_dir: Path) -> 
         per_category = [r for r in accuracy if r.get("category") != MEAN_CATEGORY]
         lines += ["<details><summary>Accuracy per category and seed</summary>", ""] + markdown_table(per_category, summary_columns_)
         lines += ["", "</details>", ""]
+    if has_operating_points(run):
+        lines += ["### Deployment: rates at thresholds set from validation normals (torch-fp32)", ""]
+        lines += markdown_table(deployment_rows(run), deployment_columns(run)) + ["", DEPLOYMENT_NOTE, ""]
+    if run.datasets:
+        lines += ranking_markdown(run)
     variant_accuracy = accuracy_rows(run, reference=False)
     if variant_accuracy:
         lines += ["<details><summary>Accuracy of the deployment variants, per category and seed</summary>", ""]

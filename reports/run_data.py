@@ -45,12 +45,13 @@ def interval(record: dict, metric: str) -> tuple[float, float, float]:
     return (number(record.get(metric)), number(record.get(f"{metric}_ci_low")), number(record.get(f"{metric}_ci_high")))
 
 
-def undefined_reasons(record: dict) -> dict[str, str]:
-    """metric -> why it is empty, from the record's `undefined_metrics` text.
+def undefined_reasons(record: dict, key: str = "undefined_metrics") -> dict[str, str]:
+    """metric -> why it is empty, from the record's `undefined_metrics` text (or another column of that form,
+    e.g. `operating_points_undefined`).
 
     The runner writes clauses like 'pixel_auroc, pixel_ap, aupro: the test set has no defect mask', several
     joined by '; '."""
-    text = record.get("undefined_metrics")
+    text = record.get(key)
     if isinstance(text, dict):  # tolerated: {metric: reason}
         return {str(k): str(v) for k, v in text.items()}
     if not isinstance(text, str) or not text.strip():
@@ -63,6 +64,20 @@ def undefined_reasons(record: dict) -> dict[str, str]:
             if name.strip():
                 reasons[name.strip()] = reason
     return reasons
+
+
+def image_scores(record: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """(labels [N] 0 good / 1 defective, scores [N]) of every test image of an accuracy record (its `labels`
+    and `scores` lists), or None where the record does not keep them or they do not match."""
+    labels, scores = record.get("labels"), record.get("scores")
+    if not isinstance(labels, (list, tuple)) or not isinstance(scores, (list, tuple)) or not labels:
+        return None
+    if len(labels) != len(scores):
+        return None
+    values = np.array([number(s) for s in scores], dtype=np.float64)
+    if not np.isfinite(values).all():
+        return None
+    return np.asarray(labels, dtype=np.int64), values
 
 
 def latency_percentiles(record: dict, quantiles=(50, 90, 99)) -> tuple[float, ...]:
