@@ -125,6 +125,31 @@ SUITE_BATCH_SIZE = {"quick": 2, "all": 1}  # others: 8
 # ratios between them stay fair; the quick and all suites keep one round for time.
 SUITE_VARIANT_ROUNDS = {"profile": 3, "paper": 3}
 SUITE_PEAK_SECONDS = {"quick": 0.3}  # measuring each precision's matmul peak; others: 1 s
+# The end-to-end pipeline (bench/pipeline.py) and the line scenario (bench/line.py) measured by the profile job of
+# these suites, for the default variants: a 1024x1024 camera frame as PNG, decoded and resized with Pillow, at
+# most ~4 s of timed calls per variant. The line runs where it is affordable (about 30 s a model on 2 cores):
+# the four models of the issue's acceptance, batch 1 and dynamic batching (up to 4 parts, waiting at most 20 ms),
+# a 100 ms deadline (one camera period at 10 parts/s: the answer must be out before the next part), 1 s trials,
+# a 5-trial search to 5%, and checks at 0.8x and 1.2x of the rate found (1x is the search's own trial). See
+# docs/design/line.md.
+SUITE_E2E = {"all": {"pipeline": dict(camera_size=[1024, 1024], encoding="png", decoder="pillow", warmup=2,
+                                      min_iters=10, max_iters=60, min_seconds=0.5, max_seconds=4.0)}}
+SUITE_LINE = {"all": {"models": ("unet", "unetpp", "pixel_stats", "vtadl"),
+                      "line": dict(deadline_ms=100.0, arrivals="periodic", seconds=1.0, max_trials=5, tolerance=0.05,
+                                   checks=[0.8, 1.2], policies=[[1, 0.0], [4, 20.0]], max_service_ms=100.0)}}
+
+
+def e2e_settings_for(cfg: RunConfig, model: str) -> dict | None:
+    """The profile job's end-to-end settings (None: not measured in this suite): which variants, the pipeline,
+    and the line scenario for the suite's line models."""
+    if cfg.suite not in SUITE_E2E:
+        return None
+    variants = [v for v in cfg.variants if v in DEFAULT_VARIANTS]
+    if not variants:
+        return None
+    line = SUITE_LINE.get(cfg.suite)
+    return {"variants": variants, "pipeline": dict(SUITE_E2E[cfg.suite]["pipeline"]),
+            "line": dict(line["line"]) if line and model in line["models"] else None}
 SUITE_IMAGE_SIZE = {"quick": 64, "profile": 256, "accuracy": 128, "all": 128, "deploy": 128}
 # `all` must finish in about 20 minutes on a 2-core CPU for 11 models: a smoke-sized training budget per
 # category. The learning curves (--train-minutes 1,3,10) show what more training buys.

@@ -47,7 +47,9 @@ while a benchmark suite needs runs bounded by `seconds` and `max_trials`. The ge
 its arrival process is checked against what was asked in tests/test_line.py.
 
 Python API: `line_scenario(model, ...) -> pandas.DataFrame` (one row per trial; what `bench line` runs),
-`run_line(pipeline, ...)` for a pipeline already open, and the parts above for other callers.
+`run_line(pipeline, ...)` for a pipeline already open, `line_probe(pipeline, options, service_ms)` for the profile
+job (one flat record: `line_*` columns, per policy `line_<key>_*` with `policy_key`'s key, e.g. `line_b1_...`,
+`line_b4w20_...`), and the parts above for other callers.
 """
 from __future__ import annotations
 
@@ -404,3 +406,82 @@ def line_scenario(model: str, *, variant: str = "torch-fp32", policies: Sequence
                      "e2e_input_size": pipeline.input_size, "seconds": line.seconds, "seed": line.seed,
                      **{k: v for k, v in pipeline.facts.items() if k in ("runtime", "provider", "precision")}}
     return pd.DataFrame([{**described, **row} for row in rows])
+
+
+# -- the profile job's probe ---------------------------------------------------------------------------------
+def policy_key(policy: BatchPolicy) -> str:
+    """A policy's part of a column name: `b1`, or `b<B>w<W>` for dynamic batching (`b4w20`; `b4w2p5` for 2.5 ms)."""
+    if policy.max_batch == 1:
+        return "b1"
+    return f"b{policy.max_batch}w{policy.max_wait_ms:g}".replace(".", "p")
+
+
+def factor_key(factor: float) -> str:
+    """`x1`, `x0p8`, `x1p2`: a multiple of the sustainable rate in a column name."""
+    return "x" + f"{factor:g}".replace(".", "p")
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+AT_RATE = ("line_latency_ms_p50", "line_latency_ms_p99", "throughput_ips", "queue_len_mean", "queue_len_max",
+           "batch_size_mean")
+
+
+def line_summary(rows: list[dict], policies: Sequence[BatchPolicy], settings: LineSettings) -> dict:
+    """`run_line`'s trial rows as one flat record, per policy (`line_<key>_`): `policy`, `sustainable_rate_hz`,
+    `failing_rate_hz` (the lowest failing rate of the search: the sustainable rate lies between the two, as far
+    as trials of this length can tell), `search_trials`, `search_decision`, `miss_rate_<x>` at each multiple of
+    the sustainable rate (x1 from the search's own passing trial when 1 is not among the checks), the trial at
+    the sustainable rate's p50/p99 latency, throughput, queue length and mean batch, and `trials` (every trial's
+    kind, rate, p99, miss rate and verdict, in order)."""
+    out: dict[str, Any] = {}
+    for policy in policies:
+        key = f"line_{policy_key(policy)}_"
+        mine = [r for r in rows if r["policy"] == policy.label]
+        if not mine:
+            continue
+        found = mine[0]["sustainable_rate_hz"]
+        search = [r for r in mine if r["kind"] == "search"]
+        failing = [r["rate_hz"] for r in search if not r["passed"]]
+        out.update({key + "policy": policy.label, key + "sustainable_rate_hz": found,
+                    key + "failing_rate_hz": min(failing) if failing else None,
+                    key + "search_trials": mine[0]["search_trials"], key + "search_decision": mine[0]["search_decision"]})
+        at_rate: dict[float, dict] = {}
+        if found is not None:
+            at_rate[1.0] = next(r for r in search if r["rate_hz"] == found)
+        at_rate.update({float(r["rate_factor"]): r for r in mine if r["kind"] == "check"})
+        for factor, trial in sorted(at_rate.items()):
+            out[key + "miss_rate_" + factor_key(factor)] = trial["deadline_miss_rate"]
+        if 1.0 in at_rate:
+            out.update({key + column + "_x1": _finite(at_rate[1.0][column]) for column in AT_RATE})
+        out[key + "trials"] = [{"kind": r["kind"], "rate_factor": r["rate_factor"], "rate_hz": round(r["rate_hz"], 4),
+                                "p99_ms": _finite(r["line_latency_ms_p99"]), "miss_rate": r["deadline_miss_rate"],
+                                "passed": r["passed"]} for r in mine]
+    return out
+
+
+def line_probe(pipeline, options: dict, service_ms: float | None = None) -> dict:
+    """The line scenario on an open pipeline as the profile job records it. `options`: LineSettings fields,
+    `policies` ([[max_batch, max_wait_ms], ...]) and `max_service_ms` (skip the scenario, saying why, when the
+    batch-1 end-to-end p50 `service_ms` is above it: no rate could pass, or trials would hold too few parts)."""
+    fields = {k: (tuple(v) if k == "checks" else v) for k, v in options.items()
+              if k in LineSettings.__dataclass_fields__}
+    settings = LineSettings(**fields)
+    policies = [BatchPolicy(int(b), float(w)) for b, w in options.get("policies", [[1, 0.0]])]
+    record: dict[str, Any] = {"line_deadline_ms": settings.deadline_ms, "line_arrivals": settings.arrivals,
+                              "line_seconds": settings.seconds, "line_max_trials": settings.max_trials,
+                              "line_tolerance": settings.tolerance}
+    limit = options.get("max_service_ms")
+    if limit is not None and service_ms is not None and service_ms > limit:
+        record["line_note"] = (f"line scenario not run: the batch-1 end-to-end p50 ({service_ms:.0f} ms) is above "
+                               f"{limit:g} ms, where trials of {settings.seconds:g} s hold too few parts to judge a "
+                               f"p99 against the {settings.deadline_ms:g} ms deadline")
+        return record
+    rows = run_line(pipeline, policies, settings)
+    record["line_service_ms"] = rows[0]["service_ms_estimate"] if rows else None
+    record.update(line_summary(rows, policies, settings))
+    return record

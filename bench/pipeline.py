@@ -46,11 +46,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 import time
 import warnings
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -93,6 +95,7 @@ class PipelineSettings:
     decoder: str = "pillow"  # pillow | torchvision: the library that decodes and resizes
     threshold: float = 0.0  # decision: score > threshold
     frames: int = 3  # distinct frames, cycled
+    frames_dir: str | None = None  # a folder where the encoded frames are kept for other processes (not a setting of the result)
     category: str = "nut"  # datasets.synthetic category the frames are rendered from
     seed: int = 0
     variant: str = "torch-fp32"  # the deployment variant prepared when a Detector is given
@@ -167,9 +170,27 @@ def camera_frames(width: int, height: int, encoding: str, count: int = 3, catego
 
 
 def frames_for(settings: PipelineSettings) -> tuple[bytes, ...]:
+    """The settings' encoded frames; with `frames_dir`, read from (or written to) a file there, so that the
+    workers of a run render them once (three 1024x1024 frames take ~2 s to render, ~1 ms to read)."""
     width, height = settings.camera_size
-    return camera_frames(width, height, settings.encoding, settings.frames, settings.category, settings.seed,
-                         settings.jpeg_quality)
+    key = (width, height, settings.encoding, settings.frames, settings.category, settings.seed, settings.jpeg_quality)
+    if settings.frames_dir is None:
+        return camera_frames(*key)
+    import pickle
+
+    path = Path(settings.frames_dir) / ("frames-" + "-".join(map(str, key)) + ".pickle")
+    try:
+        frames = pickle.loads(path.read_bytes())
+        if isinstance(frames, tuple) and len(frames) == settings.frames and all(isinstance(f, bytes) for f in frames):
+            return frames
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError):
+        pass
+    frames = camera_frames(*key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_bytes(pickle.dumps(frames))
+    partial.replace(path)  # atomic: another worker never reads half a file
+    return frames
 
 
 def library_labels(decoder: str) -> dict[str, str]:
@@ -400,3 +421,21 @@ def stage_latency(detector_or_variant, settings: PipelineSettings | None = None)
     settings = settings or PipelineSettings()
     with open_pipeline(detector_or_variant, settings) as pipeline:
         return stage_record(pipeline, time_stages(pipeline))
+
+
+def pipeline_probe(variant, example: torch.Tensor, settings: dict, frames_dir: str | Path | None = None) -> dict:
+    """The end-to-end probe of a profile job: one prepared variant (`bench.variants.PreparedVariant`, its input
+    side that of `example`, on `example`'s device) inside the pipeline, timed stage by stage (`stage_latency`'s
+    `e2e_*` columns), and with `settings["line"]` the line scenario on the same pipeline (bench.line.line_probe's
+    `line_*` columns). `settings["pipeline"]`: PipelineSettings fields (camera size, encoding, decoder, timing)."""
+    options = {k: v for k, v in (settings.get("pipeline") or {}).items() if k not in ("input_size", "device", "variant")}
+    pipeline_settings = PipelineSettings(**options, input_size=int(example.shape[-1]), device=str(example.device),
+                                         variant=variant.name,
+                                         frames_dir=str(frames_dir) if frames_dir is not None else None)
+    with open_pipeline(variant, pipeline_settings) as pipeline:
+        record = stage_record(pipeline, time_stages(pipeline))
+        if settings.get("line"):
+            from bench.line import line_probe
+
+            record.update(line_probe(pipeline, settings["line"], service_ms=record["e2e_total_ms_p50"]))
+    return {k: v for k, v in record.items() if k.startswith(("e2e_", "line_"))}

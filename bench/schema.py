@@ -157,7 +157,7 @@ SEED_STD_SUFFIX = "_seed_std"
 PROFILE_COLUMNS = ("params", "trainable_params", "gmacs", "mac_counter", "unsupported_ops", "model_mb",
                    "fwd_mb_est", "bwd_mb_est", "fwd_bwd_mb_est", "peak_infer_mb", "peak_train_mb",
                    "train_batch_size", "throughput_ips", "throughput_batch", "achieved_gflops", "peak_fraction",
-                   "device_peak_gflops")
+                   "device_peak_gflops", "device_peak_kernel")
 # Timed calls: <timed>_ms_p<q> (percentile q of the calls), _ms_mean, _iqr_ratio, _n, the raw samples and
 # their CPU time; the reference workload timed between them (reference_*) shows how busy the machine was.
 TIMED_PREFIXES = ("latency", "reference", "train_step")
@@ -165,6 +165,23 @@ TIMING_SUFFIXES = ("ms_mean", "iqr_ratio", "n", "samples_ms", "cpu_samples_ms", 
 PERCENTILE_COLUMN = re.compile(r"^(?:%s)_ms_p\d+$" % "|".join(TIMED_PREFIXES))
 # How long each probe of a profile job took: probe_seconds_<probe>.
 PROBE_SECONDS_PREFIX = "probe_seconds_"
+# The end-to-end pipeline of a variant (bench/pipeline.py), from an encoded camera frame to a decision, timed by
+# stage: e2e_<stage>_ms_p<q>, _ms_mean, _iqr_ratio, _n, _samples_ms for each stage and the total, the total's
+# CPU time per call, and what ran (libraries, sizes, frames).
+E2E_STAGES = ("decode", "preprocess", "network", "postprocess", "threshold", "total")
+E2E_TIMED_COLUMN = re.compile(r"^e2e_(?:%s)_(?:ms_p\d+|ms_mean|iqr_ratio|n|samples_ms)$" % "|".join(E2E_STAGES))
+E2E_COLUMNS = ("e2e_total_cpu_samples_ms", "e2e_outside_network_share", "e2e_decoder", "e2e_resize",
+               "e2e_postprocess", "e2e_encoding", "e2e_camera_size", "e2e_input_size", "e2e_encoded_kb_mean",
+               "e2e_frames", "e2e_threshold")
+# The line scenario on that pipeline (bench/line.py, line_probe): the load and the search's bounds, why it was
+# not run, and per batching policy line_<policy>_<column>, the policy's key b1 or b<B>w<W> (dynamic batching),
+# with the deadline-miss rate at multiples of the sustainable rate as miss_rate_x<factor> (x0p8, x1, x1p2).
+LINE_COLUMNS = ("line_deadline_ms", "line_arrivals", "line_seconds", "line_max_trials", "line_tolerance",
+                "line_service_ms", "line_note")
+LINE_POLICY_COLUMN = re.compile(
+    r"^line_b\d+(?:w\d+(?:p\d+)?)?_(?:policy|sustainable_rate_hz|failing_rate_hz|search_trials|search_decision|"
+    r"trials|miss_rate_x\d+(?:p\d+)?|(?:line_latency_ms_p50|line_latency_ms_p99|throughput_ips|queue_len_mean|"
+    r"queue_len_max|batch_size_mean)_x1)$")
 
 
 def percentile_column(quantile: int, prefix: str = "latency") -> str:
@@ -180,7 +197,7 @@ _NAMED = frozenset((*IDENTITY_COLUMNS, *LEADING_COLUMNS, *JOB_COLUMNS, *RECIPE_C
                     *PARITY_COLUMNS,
                     *ACCURACY_METRICS, *INTERVAL_COLUMNS, *DELTA_COLUMNS, *ACCURACY_COLUMNS, *MEAN_COLUMNS,
                     *OPERATING_POINT_COLUMNS,
-                    *MODEL_INFO_COLUMNS, *PROFILE_COLUMNS,
+                    *MODEL_INFO_COLUMNS, *PROFILE_COLUMNS, *E2E_COLUMNS, *LINE_COLUMNS,
                     *(f"{p}_{s}" for p in TIMED_PREFIXES for s in TIMING_SUFFIXES)))
 _WITH_INTERVAL = frozenset((*INTERVAL_METRICS, *PAIRED_DELTA_COLUMNS))
 _WITH_SEED_STD = frozenset((*ACCURACY_METRICS, *DELTA_COLUMNS))
@@ -189,6 +206,8 @@ _WITH_SEED_STD = frozenset((*ACCURACY_METRICS, *DELTA_COLUMNS))
 def is_known_column(name: str) -> bool:
     """Whether the schema names this column, directly or by one of its patterns."""
     if name in _NAMED or PERCENTILE_COLUMN.match(name) or name.startswith(PROBE_SECONDS_PREFIX):
+        return True
+    if E2E_TIMED_COLUMN.match(name) or LINE_POLICY_COLUMN.match(name):
         return True
     if operating_point_parts(name) is not None:
         return True

@@ -163,3 +163,32 @@ def test_bench_line_writes_results(tmp_path):
     assert record["model"] == "line_sleep" and record["kind"] == "fixed" and record["arrivals"] == 25
     assert len(record["line_latency_samples_ms"]) == 25 and payload["provenance"]["git_sha"]
     assert "line_latency_ms_p99" in (out / "line.csv").read_text().splitlines()[0]
+
+
+def test_line_probe_flattens_each_policy_into_known_columns():
+    """What the profile job records: per policy the sustainable rate, the lowest failing rate above it, and the
+    miss rates at 0.8x, 1x (the search's own passing trial) and 1.2x, in columns the schema knows."""
+    from bench.line import line_probe, policy_key
+    from bench.pipeline import open_pipeline
+    from bench.plugins import load_plugins
+    from bench.schema import unknown_columns
+
+    load_plugins([PLUGIN])
+    from bench.line import build_detector
+
+    options = {"deadline_ms": 40.0, "seconds": 0.6, "max_trials": 4, "tolerance": 0.05, "checks": [0.8, 1.2],
+               "policies": [[1, 0.0], [4, 5.0]]}
+    with open_pipeline(build_detector("line_sleep", model_args={"service_ms": 10.0}), SMALL_FRAMES) as pipeline:
+        record = line_probe(pipeline, options, service_ms=11.0)
+    assert unknown_columns(record) == []
+    assert policy_key(BatchPolicy(4, 5.0)) == "b4w5" and policy_key(BatchPolicy(4, 2.5)) == "b4w2p5"
+    for key in ("b1", "b4w5"):
+        rate = record[f"line_{key}_sustainable_rate_hz"]
+        assert rate is not None and record[f"line_{key}_search_trials"] <= 4
+        if record[f"line_{key}_failing_rate_hz"] is not None:
+            assert record[f"line_{key}_failing_rate_hz"] > rate
+        assert {f"line_{key}_miss_rate_{x}" for x in ("x0p8", "x1", "x1p2")} <= set(record)
+        assert record[f"line_{key}_miss_rate_x1"] <= 0.05  # the passing trial: p99 within the deadline
+        assert len(record[f"line_{key}_trials"]) == record[f"line_{key}_search_trials"] + 2
+    assert record["line_b1_sustainable_rate_hz"] * 0.010 <= 1.05  # batch 1 cannot beat 1/S
+    assert record["line_b1_policy"] == "batch 1" and record["line_deadline_ms"] == 40.0

@@ -108,3 +108,45 @@ def test_ort_fp32_runs_the_variants_own_export_and_agrees_with_torch():
             assert pipeline.facts["runtime"] == ("torch" if variant == "torch-fp32" else "onnxruntime")
     assert np.allclose(results["torch-fp32"].scores, results["ort-fp32"].scores, atol=1e-5)
     assert torch.allclose(results["torch-fp32"].maps, results["ort-fp32"].maps, atol=1e-5)
+
+
+def test_the_profile_jobs_probe_gives_known_columns_and_reuses_the_frames_file(tmp_path):
+    """pipeline_probe (what the profile job runs on each default variant): e2e_* columns, all named by the schema,
+    the frames written once to the scratch folder and read back; the line scenario skipped, saying why, when
+    the pipeline is slower than `max_service_ms`."""
+    from bench.measure import ProbeSettings
+    from bench.pipeline import pipeline_probe
+    from bench.schema import unknown_columns
+    from bench.variants import prepare_variant
+
+    detector = build_detector("line_sleep", model_args={"service_ms": 3.0})
+    example = torch.rand(1, 3, 32, 32)
+    variant = prepare_variant("torch-fp32", detector.inference_module(), example, ProbeSettings(threads=1))
+    settings = {"pipeline": {k: v for k, v in QUICK.items()},
+                "line": {"deadline_ms": 50.0, "seconds": 0.3, "max_trials": 2, "policies": [[1, 0.0]],
+                         "max_service_ms": 1.0}}
+    record = pipeline_probe(variant, example, settings, frames_dir=tmp_path)
+    assert unknown_columns(record) == [] and record["e2e_total_n"] == 8
+    assert record["e2e_network_ms_p50"] >= 3.0 and record["e2e_input_size"] == 32
+    assert record["line_note"].startswith("line scenario not run") and "line_b1_sustainable_rate_hz" not in record
+    (frames_file,) = tmp_path.glob("frames-*.pickle")
+    stamp = frames_file.stat().st_mtime_ns
+    pipeline_probe(variant, example, {"pipeline": settings["pipeline"]}, frames_dir=tmp_path)
+    assert frames_file.stat().st_mtime_ns == stamp  # read, not rendered and written again
+
+
+def test_the_all_suite_plans_the_e2e_probe_and_the_line_for_its_line_models_only():
+    from bench import config
+    from bench.api import make_config
+    from bench.plan import plan_run
+
+    def profile_e2e(suite: str) -> dict:
+        cfg = make_config(suite, ["unet", "fcn32"], threads=1)
+        return {s.model: s.settings.get("e2e") for s in plan_run(cfg, ["unet", "fcn32"], "cpu", 1, None, ["nut"])
+                if s.kind == "profile"}
+
+    planned = profile_e2e("all")
+    assert planned["unet"]["variants"] == ["torch-fp32", "ort-fp32"]
+    assert planned["unet"]["line"]["deadline_ms"] == config.SUITE_LINE["all"]["line"]["deadline_ms"]
+    assert planned["fcn32"]["pipeline"] and planned["fcn32"]["line"] is None  # too slow for a 100 ms line
+    assert profile_e2e("quick") == {"unet": None, "fcn32": None}  # the CI gate's suite is unchanged

@@ -291,3 +291,29 @@ def test_compiled_variant_compiles_into_its_own_cache_and_removes_it(tmp_path, m
     finally:
         variant.close()
     assert not own.exists()
+
+
+def test_the_peak_is_the_best_of_the_kernels_and_the_fraction_is_against_it(monkeypatch, tmp_path):
+    """A torch matmul slower than ONNX Runtime's convolution (as on this project's CPU) no longer sets the peak: the
+    fraction is against the fastest kernel, the record names it, and the run's workers share one measurement."""
+    from bench.jobs import profile
+    from bench.variants import peaks as peaks_module
+
+    fake = {"torch matmul": 60.0, "onnxruntime Conv3x3": 90.0, "onnxruntime MatMul": 80.0}
+    calls = []
+
+    def kernel(rate):
+        return lambda device, precision, seconds, threads: calls.append(rate) or rate
+
+    monkeypatch.setitem(peaks_module.PEAK_KERNELS, ("cpu", "fp32"), {k: kernel(v) for k, v in fake.items()})
+    assert peaks_module.measure_peak(torch.device("cpu"), "fp32", seconds=0.01) == 90.0
+    monkeypatch.setattr(profile, "_PEAKS", {})
+    peaks, kernels = profile.device_peaks(torch.device("cpu"), 1, {"fp32"}, 0.01, cache_dir=tmp_path)
+    assert peaks == {"fp32": 90.0} and kernels == {"fp32": "onnxruntime Conv3x3"}
+    row = roofline_for(10.0, 0.36, 1, peaks, "fp32", kernels)  # 72 GFLOP/s achieved: above the matmul's 60
+    assert row["peak_fraction"] == pytest.approx(72.0 / 90.0) and row["peak_fraction"] < 1
+    assert row["device_peak_kernel"] == "onnxruntime Conv3x3 (fp32)"
+    measured = len(calls)
+    monkeypatch.setattr(profile, "_PEAKS", {})  # another worker of the same run: reads the file, measures nothing
+    assert profile.device_peaks(torch.device("cpu"), 1, {"fp32"}, 0.01, cache_dir=tmp_path) == (peaks, kernels)
+    assert len(calls) == measured

@@ -27,16 +27,32 @@ MODEL_PROBES = [("params", measure.params_probe), ("size", measure.size_probe), 
 _PEAKS: dict[tuple, dict] = {}
 
 
-def device_peaks(device: torch.device, threads: int, precisions: set[str], seconds: float) -> dict[str, float]:
-    """Each precision's matmul peak (GFLOP/s; GOP/s for int8), measured once per worker and thread count."""
-    from bench.variants import measure_peak
+def device_peaks(device: torch.device, threads: int, precisions: set[str], seconds: float,
+                 cache_dir: Path | None = None) -> tuple[dict[str, float], dict[str, str]]:
+    """Each precision's peak (GFLOP/s; GOP/s for int8: the best of its kernels, bench/variants/peaks.py) and the
+    kernel that set it. Measured once per device and thread count: kept in this worker and, with `cache_dir`
+    (the run's scratch folder), in a file the run's other workers read, so that every model of a run is held
+    against the same peak and the cost is paid once."""
+    import json
 
-    peaks = _PEAKS.setdefault((str(device), threads), {})
+    from bench.variants.peaks import best_kernel, measure_kernel_rates
+
+    key = (str(device), threads, seconds)
+    found = _PEAKS.setdefault(key, {})
+    cache = Path(cache_dir) / f"peaks-{device.type}-{threads}t-{seconds:g}s.json" if cache_dir else None
+    if cache is not None and cache.is_file():
+        try:
+            found.update({p: v for p, v in json.loads(cache.read_text()).items() if p not in found})
+        except (OSError, ValueError):
+            pass  # a half-written file from a killed worker: measure again
     for precision in sorted(precisions | {"fp32"}):
-        if precision not in peaks:
-            peak = measure_peak(device, precision, threads=threads, seconds=seconds)
-            peaks[precision] = peak
-    return {p: v for p, v in peaks.items() if v is not None}
+        if precision not in found:
+            best = best_kernel(measure_kernel_rates(device, precision, threads=threads, seconds=seconds))
+            found[precision] = list(best) if best else None
+            if cache is not None:
+                cache.write_text(json.dumps(found))
+    chosen = {p: v for p, v in found.items() if v}
+    return {p: float(v[1]) for p, v in chosen.items()}, {p: str(v[0]) for p, v in chosen.items()}
 
 
 def example_inputs(spec: JobSpec, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,11 +122,12 @@ def run_profile(spec: JobSpec, progress: Callable[[str], None] | None = None) ->
     t0 = time.perf_counter()
     try:
         calibration = calibration_images(spec) if "ort-int8-static" in variants else None
-        peaks = device_peaks(settings.device, spec.threads, {VARIANTS[v].precision for v in variants},
-                             seconds=spec.settings.get("peak_seconds", 1.0))
+        peaks, peak_kernels = device_peaks(settings.device, spec.threads, {VARIANTS[v].precision for v in variants},
+                                           seconds=spec.settings.get("peak_seconds", 1.0), cache_dir=settings.workdir)
         rows = profile_variants(module, x, variants, settings, batch_sizes=spec.settings.get("batch_sizes"),
                                 calibration_images=calibration, gmacs=shared.get("gmacs"), peaks=peaks,
-                                rounds=spec.settings.get("variant_rounds", 1))
+                                peak_kernels=peak_kernels, rounds=spec.settings.get("variant_rounds", 1),
+                                e2e=spec.settings.get("e2e"), progress=progress)
     except Exception as exc:  # the variants' shared preparation broke: every variant row says why
         error = describe_failure(exc, "variants", spec.batch_size)
         rows = [{"variant": v, "status": "failed", "error": error} for v in variants]

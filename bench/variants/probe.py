@@ -5,8 +5,10 @@ raw samples kept), throughput at `settings.throughput_batch`, measured peak memo
 one, parity against torch-fp32's outputs on the same input, and the roofline against the variant's
 precision peak. `profile_variants` is what a profile job calls: it prepares every requested variant of a
 module, times them in `rounds` interleaved rounds (A B C A B C ... in one process, so that drift of a shared
-machine hits every variant alike and ratios between them stay fair), probes each, optionally sweeps batch
-sizes, and releases everything.
+machine hits every variant alike and ratios between them stay fair), probes each, optionally times the
+end-to-end pipeline around each (`e2e`: bench.pipeline.pipeline_probe, the same prepared variant from encoded
+camera bytes to a decision, and the line scenario where asked), optionally sweeps batch sizes, and releases
+everything.
 """
 from __future__ import annotations
 
@@ -61,7 +63,7 @@ def _step(stage: str):
 
 def variant_probe(variant: PreparedVariant, example: torch.Tensor, settings: ProbeSettings, *,
                   reference: Outputs | None, gmacs: float | None = None, peaks: dict | None = None,
-                  latency: dict | None = None) -> dict:
+                  latency: dict | None = None, peak_kernels: dict | None = None) -> dict:
     """Record of one variant at the batch of `example` (see the package docstring for the keys).
 
     `reference`: torch-fp32's outputs on `example` (None on the torch-fp32 row: its parity columns stay
@@ -99,7 +101,7 @@ def variant_probe(variant: PreparedVariant, example: torch.Tensor, settings: Pro
     else:
         record.update(parity_max_abs_diff=None, parity_rel_diff=None, parity_p99_abs_diff=None, parity=None,
                       parity_tolerance=None)
-    record.update(roofline_for(record["latency_ms_p50"], gmacs, batch, peaks, variant.precision))
+    record.update(roofline_for(record["latency_ms_p50"], gmacs, batch, peaks, variant.precision, peak_kernels))
     return record
 
 
@@ -122,10 +124,15 @@ def _broken(name: str, batch: int, stage: str, exc: Exception) -> dict:
 
 def profile_variants(module: nn.Module, example: torch.Tensor, variants: str | Sequence[str], settings: ProbeSettings,
                      *, batch_sizes: Sequence[int] | None = None, calibration_images: torch.Tensor | None = None,
-                     gmacs: float | None = None, peaks: dict | None = None, rounds: int = 1) -> list[dict]:
+                     gmacs: float | None = None, peaks: dict | None = None, rounds: int = 1,
+                     peak_kernels: dict | None = None, e2e: dict | None = None, progress=None) -> list[dict]:
     """Every requested variant of `module` at the batch of `example`, then (with `batch_sizes`) its batch
     sweep at the other sizes. Returns the records in table order, sweep rows after; a variant that cannot
-    run here is `skipped` with the reason, one that breaks is `failed` with the cause."""
+    run here is `skipped` with the reason, one that breaks is `failed` with the cause.
+
+    `e2e` ({"variants": [...], "pipeline": {...}, "line": {...} or None}, bench.pipeline.pipeline_probe): the
+    end-to-end columns (`e2e_*`, `line_*`) added to those variants' rows; a failure there fails the row with
+    the step's name ("e2e: ..."), its other columns kept."""
     from bench.variants.ort_variants import OnnxExports
     from bench.variants.torch_variants import prepare_torch_variant
 
@@ -166,10 +173,14 @@ def profile_variants(module: nn.Module, example: torch.Tensor, variants: str | S
                 continue
             try:
                 rows[name] = variant_probe(variant, example, settings, reference=None if name == REFERENCE_VARIANT else reference,
-                                           gmacs=gmacs, peaks=peaks, latency=merge_latency(timings[name]))
+                                           gmacs=gmacs, peaks=peaks, latency=merge_latency(timings[name]),
+                                           peak_kernels=peak_kernels)
                 rows[name]["latency_rounds"] = max(1, rounds)
             except Exception as exc:
                 rows[name] = {**_broken(name, batch, "probe", exc), **variant.facts, **merge_latency(timings[name])}
+        for name, variant in prepared.items():
+            if e2e and name in e2e.get("variants", ()) and rows[name]["status"] == "ok":
+                rows[name].update(_pipeline_columns(name, variant, example, e2e, progress, settings.workdir))
         sweep_rows: list[dict] = []
         others = [b for b in (batch_sizes or []) if int(b) != batch]
         for name, variant in prepared.items():
@@ -183,6 +194,19 @@ def profile_variants(module: nn.Module, example: torch.Tensor, variants: str | S
         exports.cleanup()
         if compiled:
             torch._dynamo.reset()  # drop the compiled graphs and their guards with the module
+
+
+def _pipeline_columns(name: str, variant: PreparedVariant, example: torch.Tensor, e2e: dict, progress,
+                      frames_dir) -> dict:
+    from bench.pipeline import pipeline_probe
+
+    if progress:
+        progress(f"end to end: {name}" + (" + line" if e2e.get("line") else ""))
+    try:
+        return pipeline_probe(variant, example, e2e, frames_dir=frames_dir)
+    except Exception as exc:
+        _trace()
+        return {"status": "failed", "error": f"e2e: {_first_line(exc)}"}
 
 
 def _trace() -> None:
