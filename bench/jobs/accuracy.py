@@ -1,7 +1,13 @@
 """The accuracy job: fit one model on one category with one seed, evaluate it after each training stage, and
 yield one record per stage as soon as that stage ends (so it is on disk before the next stage trains).
 
-With --labelled-defects, one stage: k fold models, each trained for the budget (`fit_on_labelled_folds`).
+Before training, the job holds its validation normals out of the training split (`validation_split_of`,
+datasets/splits.py: never trained on); after each stage it scores them too, and the record carries the operating
+points set on them (bench/operating_points.py: thresholds, the rates they realise on the test set, recall at a
+false-alarm rate, with intervals). Where none are held out, the threshold-based points are empty with the reason.
+
+With --labelled-defects, one stage: k fold models, each trained for the budget (`fit_on_labelled_folds`); no
+validation normals (one threshold cannot serve k models).
 """
 from __future__ import annotations
 
