@@ -423,12 +423,31 @@ HOW_TO_READ = [
      "sizes figure also shows a torchinfo-style estimate of the activations."),
     ("params, GMACs, GFLOP/s",
      "Parameter count; multiply-accumulates of one image counted by the run's MAC counter (operators it cannot "
-     "count are listed in the CSV); achieved GFLOP/s = 2 x MACs / p50 time, 'of peak' against the matmul peak "
-     "calibrated for the variant's precision."),
+     "count are listed in the CSV); achieved GFLOP/s = 2 x MACs / p50 time. 'of peak' is that rate over the "
+     "device's peak for the variant's precision, measured once per run as the best of the runtimes' own large kernels "
+     "(torch matmul and 3x3 convolution, ONNX Runtime MatMul and Conv on CPU; device_peak_kernel names the winner), "
+     "not one torch matmul: ONNX Runtime's convolutions beat that by 1.3-1.4x here, which is how fractions above 1 "
+     "were printed before. It is still a measured peak, so a busy machine or a MAC count of work a runtime skips "
+     "can push a fraction past 1; read it as a rough bound."),
     ("image AUROC, pixel AUROC, AUPRO@0.3",
      "Area under the ROC curve of the image scores (defective vs good) and of every test pixel's heat-map value; "
      "0.5 is chance, 1 is perfect. AUPRO: per-region overlap (each connected defect counts equally) integrated over "
      "the pixel false-positive rate from 0 to 0.3 and divided by 0.3."),
     ("Pareto front",
      "The models that no other model beats on both lower p50 latency and higher accuracy: the sensible choices."),
+    ("end to end on a line (stage bars)",
+     "What a line runs per part, batch 1, timed stage by stage (bench/pipeline.py): decode the camera's encoded frame "
+     "(1024x1024 PNG by default, Pillow), resize to the model's input and normalise, the variant's network (with "
+     "whatever the model's own inference module does after it), upsample the map to the camera and bring it to the "
+     "host, threshold the score. Bars stack each stage's mean time per frame (means add up, percentiles do not); "
+     "'outside' is the share of the time not spent in the network: at these input sizes often most of it, and what a "
+     "forward-pass benchmark leaves out."),
+    ("sustainable rate and the deployer's frontier",
+     "The line scenario (bench/line.py, docs/design/line.md) triggers parts periodically at a rate, serves them "
+     "through that pipeline (batch 1, or dynamic batching up to B parts waiting at most W ms) and measures each "
+     "part's latency from its scheduled arrival to its decision. The sustainable rate is the highest rate whose p99 "
+     "latency stays within the deadline (100 ms in make bench: one camera period at 10 parts/s), found by "
+     "bracketing and bisection over short trials; its whisker runs to the lowest failing rate. The frontier plots it "
+     "against accuracy at the operating point (recall at 1% false alarms with its interval where the records have "
+     "it, else image AUROC): points up and to the right are better; a model left of another and lower is dominated."),
 ]

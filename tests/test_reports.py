@@ -34,8 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "small_run"
 DATA_PNG = re.compile(r'<img [^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 # The fixture's records predate per-image scores and operating points: the operating-point figure has nothing to
-# draw from it (tested on constructed runs below).
-FIXTURE_FIGURES = tuple(name for name in FIGURE_NAMES if name != "operating_points")
+# draw from it (tested on constructed runs below); nor has it end-to-end or line columns (e2e_stages, frontier: the
+# same).
+FIXTURE_FIGURES = tuple(name for name in FIGURE_NAMES if name not in ("operating_points", "e2e_stages", "frontier"))
 
 
 def fixture_results() -> dict:
@@ -115,7 +116,7 @@ def fixture_run() -> RunView:
 def test_every_figure_written_as_valid_png_and_svg(rendered):
     out_dir, written = rendered
     assert set(FIGURE_NAMES) == {"latency", "variants", "sweep", "sizes", "pareto", "per_category", "gallery",
-                                 "operating_points", "critical_difference"}
+                                 "operating_points", "critical_difference", "e2e_stages", "frontier"}
     for name in FIXTURE_FIGURES:
         assert written[f"{name}.png"] == out_dir / f"{name}.png"
         assert_valid_png(out_dir / f"{name}.png")
@@ -484,7 +485,8 @@ def test_run_without_accuracy_skips_those_figures_with_a_note(profile_only):
     out_dir = run_dir / "report"
     for name in ("latency", "variants", "sweep", "sizes"):
         assert {f"{name}.png", f"{name}.svg"} <= set(written)
-    not_drawn = ("pareto", "per_category", "gallery", "operating_points", "critical_difference")
+    not_drawn = ("pareto", "e2e_stages", "frontier", "per_category", "gallery", "operating_points",
+                 "critical_difference")
     for name in not_drawn:
         assert f"{name}.png" not in written and not (out_dir / f"{name}.png").exists()
     html = written["report.html"].read_text()
@@ -660,3 +662,79 @@ def test_a_narrow_figure_wraps_its_title_and_subtitle_inside_its_width():
         assert box.x0 >= 0 and box.x1 <= width_px, text.get_text()
     title_box, subtitle_box = (t.get_window_extent(renderer) for t in texts)
     assert subtitle_box.y1 <= title_box.y0 + 1  # the subtitle starts below the wrapped title, not over it
+
+
+# ---------------------------------------------------------------------------------------------- end to end, line
+def add_e2e_and_line(records: list[dict], recall: bool = False) -> None:
+    """The fixture's torch-fp32 and ort-fp32 rows at batch 1 get end-to-end stage columns and a line result for two
+    policies; with `recall`, every mean accuracy row gets a recall at 1% false alarms with an interval."""
+    from bench.schema import unknown_columns
+
+    for i, r in enumerate(records):
+        if r["suite"] == "profile" and r["status"] == "ok" and r["variant"] in ("torch-fp32", "ort-fp32") \
+                and r.get("batch_size") == 1:
+            means = {"decode": 14.0, "preprocess": 3.5, "network": 5.0 + 10 * (i % 3), "postprocess": 1.0,
+                     "threshold": 0.01}
+            for stage, value in means.items():
+                r.update({f"e2e_{stage}_ms_mean": value, f"e2e_{stage}_ms_p50": value, f"e2e_{stage}_ms_p99": 1.2 * value})
+            total = sum(means.values())
+            r.update(e2e_total_ms_mean=total, e2e_total_ms_p50=total, e2e_total_ms_p99=1.3 * total,
+                     e2e_outside_network_share=1 - means["network"] / total, e2e_camera_size="1024x1024",
+                     e2e_encoding="png", e2e_decoder="PIL.Image.open + convert('RGB') (Pillow 11)", line_deadline_ms=100.0)
+            rate = 1e3 / total
+            r.update(line_b1_policy="batch 1", line_b1_sustainable_rate_hz=rate, line_b1_failing_rate_hz=1.04 * rate,
+                     line_b4w20_policy="dynamic B=4 W=20ms", line_b4w20_sustainable_rate_hz=1.3 * rate,
+                     line_b4w20_failing_rate_hz=1.36 * rate, line_b1_miss_rate_x1p2=0.6)
+            assert unknown_columns(r) == []
+        if recall and r["suite"] == "accuracy" and r.get("category") == "mean":
+            r.update(image_recall_at_fpr_1pct=0.5, image_recall_at_fpr_1pct_ci_low=0.4,
+                     image_recall_at_fpr_1pct_ci_high=0.6)
+
+
+def test_e2e_stage_bars_and_the_frontier_are_drawn_from_records_that_have_the_columns(tmp_path):
+    from reports.figures.e2e_stages import e2e_stages_figure
+    from reports.figures.frontier import frontier_figure
+
+    run = load_run(copy_run(tmp_path, add_e2e_and_line))
+    stages = e2e_stages_figure(run)
+    assert stages.figure is not None, stages.notes
+    bars = gid_collections(stages.figure, "e2e-")
+    models = {r["model"] for r in run.profile if "e2e_total_ms_mean" in r}
+    assert len(bars) == 5 * sum(1 for r in run.profile if "e2e_total_ms_mean" in r) and models
+    frontier = frontier_figure(run)
+    assert frontier.figure is not None, frontier.notes
+    # one point per model x variant x policy that has a mean accuracy, each with its rate whisker
+    with_accuracy = {r["model"] for r in run.mean_accuracy()}
+    expected = sum(2 for r in run.profile if "line_b1_sustainable_rate_hz" in r and r["model"] in with_accuracy)
+    assert expected and len(gid_collections(frontier.figure, "frontier-point-")) == expected
+    assert len({a.get_gid() for a in gid_collections(frontier.figure, "frontier-interval-")}) == expected
+    assert any("image AUROC" in n for n in frontier.notes)  # the fixture has no recall at 1% false alarms
+    assert "recall" not in frontier.figure.axes[0].get_ylabel()
+
+
+def test_the_frontier_uses_recall_at_1pct_false_alarms_where_every_point_has_it(tmp_path):
+    from reports.figures.frontier import frontier_figure
+
+    run = load_run(copy_run(tmp_path, lambda records: add_e2e_and_line(records, recall=True)))
+    result = frontier_figure(run)
+    assert result.figure is not None
+    assert "recall at 1% false alarms" in result.figure.axes[0].get_ylabel()
+    assert not any("image AUROC" in n for n in result.notes)
+
+
+def test_without_e2e_columns_both_sections_say_not_measured(rendered):
+    out_dir, written = rendered
+    html = written["report.html"].read_text()
+    for name in ("e2e_stages", "frontier"):
+        assert f"{name}.png" not in written
+    assert "No end-to-end stage latency in this run (not measured" in html
+    assert "No line scenario in this run (sustainable rate not measured" in html
+    assert "sustainable rate and the deployer" in html  # the how-to-read entry
+
+
+def test_the_report_embeds_both_figures_when_the_run_has_them(tmp_path):
+    written = render_report(copy_run(tmp_path, add_e2e_and_line), tmp_path / "out")
+    assert {"e2e_stages.png", "frontier.png"} <= set(written)
+    for name in ("e2e_stages", "frontier"):
+        assert_valid_png(written[f"{name}.png"])
+    assert "Drawing failed" not in written["report.html"].read_text()

@@ -5,6 +5,8 @@ report prints beside it (what was left out and why). One module per figure.
 """
 from reports.figures.common import DPI, STYLE, FigureResult, place_labels
 from reports.figures.critical_difference import critical_difference_figure
+from reports.figures.e2e_stages import e2e_stages_figure
+from reports.figures.frontier import frontier_figure
 from reports.figures.gallery import gallery_figure
 from reports.figures.latency import latency_figure
 from reports.figures.operating_points import operating_points_figure
@@ -20,6 +22,8 @@ BUILDERS = {
     "sweep": sweep_figure,
     "sizes": sizes_figure,
     "pareto": pareto_figure,
+    "e2e_stages": e2e_stages_figure,
+    "frontier": frontier_figure,
     "per_category": per_category_figure,
     "operating_points": operating_points_figure,
     "critical_difference": critical_difference_figure,
@@ -32,6 +36,8 @@ HEADINGS = {
     "sweep": "Batch sweep: throughput and peak memory",
     "sizes": "Sizes and memory (the seed's Fig. 6 view)",
     "pareto": "Accuracy against latency",
+    "e2e_stages": "End to end on a line: where the time goes",
+    "frontier": "The deployer's frontier: accuracy at the operating point against the sustainable camera rate",
     "per_category": "Accuracy per category, with intervals",
     "operating_points": "Misses against false alarms at the validation thresholds",
     "critical_difference": "Which model to pick: critical-difference diagram",
