@@ -67,13 +67,15 @@ def _joined_reasons(reasons: dict[str, str]) -> str:
 
 def threshold_source(record: dict, targets: list[float]) -> str:
     n = number(record.get("val_normal_images"))
-    if math.isnan(n):
-        note = str(record.get("val_normals_note") or "").strip()
-        return f"no validation normals held out: {note}" if note else MISSING
-    if n == 0:
-        note = str(record.get("val_normals_note") or "").strip()
-        return "no validation normals held out" + (f": {note}" if note else "")
+    note = str(record.get("val_normals_note") or "").strip()
+    if math.isnan(n) or n == 0:
+        if note:  # the job's own words, e.g. 'no validation normals held out (--val-normals 0)'
+            return note if note.startswith("no validation normals") else f"no validation normals held out: {note}"
+        return "no validation normals held out" if n == 0 else MISSING
     return f"validation normals: {int(n)} images, target {'/'.join(percent(t) for t in targets)}"
+
+
+NOT_PROFILED = "no torch-fp32 profile record of this model in this run (run the profile suite for latency)"
 
 
 def _row(record: dict, targets: list[float], keys: list[str], p50: float) -> dict:
@@ -83,10 +85,17 @@ def _row(record: dict, targets: list[float], keys: list[str], p50: float) -> dic
     for key in keys:  # a column the record does not carry at all says so, rather than a bare dash
         if key not in record and key not in reasons:
             reasons[key] = NOT_RECORDED
+    if not is_present(p50):
+        reasons["torch_p50_ms"] = NOT_PROFILED
     row["undefined_metrics"] = _joined_reasons(reasons)
     row["threshold_source"] = threshold_source(record, targets)
     row["torch_p50_ms"] = p50
     return row
+
+
+def _sizes_text(rows: list[dict]) -> str:
+    sizes = {int(number(r.get("val_normal_images"))) for r in rows if is_present(r.get("val_normal_images"))}
+    return ("validation normals: " + "/".join(str(s) for s in sorted(sizes)) + " images per category") if sizes else MISSING
 
 
 def _mean_row(model: str, dataset: str, rows: list[dict], keys: list[str], targets: list[float], p50: float) -> dict:
@@ -116,9 +125,9 @@ def _mean_row(model: str, dataset: str, rows: list[dict], keys: list[str], targe
             reasons[key] = f"no mean, undefined in {', '.join(missing)}"
         else:
             mean[key] = float(np.mean(per_category))
-    sizes = {int(number(r.get("val_normal_images"))) for r in rows if is_present(r.get("val_normal_images"))}
-    mean["threshold_source"] = ("validation normals: " + "/".join(str(s) for s in sorted(sizes)) + " images per category"
-                                if sizes else MISSING)
+    mean["threshold_source"] = _sizes_text(rows)
+    if not is_present(p50):
+        reasons["torch_p50_ms"] = NOT_PROFILED
     mean["undefined_metrics"] = _joined_reasons(reasons)
     mean["torch_p50_ms"] = p50
     mean["mean_of_points"] = True
@@ -148,7 +157,10 @@ def deployment_rows(run: RunView) -> list[dict]:
             rows += mine
             stored = run.mean_row(model, dataset)
             if stored is not None and any(k in stored for k in keys):
-                rows.append(_row(stored, targets, keys, p50))
+                mean = _row(stored, targets, keys, p50)
+                if mean["threshold_source"] == MISSING:
+                    mean["threshold_source"] = _sizes_text(mine)
+                rows.append(mean)
             elif len({r.get("category") for r in mine}) > 1:
                 rows.append(_mean_row(model, dataset, mine, keys, targets, p50))
     return rows
@@ -205,7 +217,7 @@ DEPLOYMENT_NOTE = ("The thresholds come from held-out normal training images onl
                    "target share of them exceed. 'false alarms' and 'misses' are what that threshold did on the "
                    "test set; their interval also holds the threshold's own uncertainty (validation normals and "
                    "test images resampled together). 'recall at 1% false alarms' needs no threshold: it is read "
-                   "off the test ROC curve. Rates in percent; the mean row is a plain mean over categories.")
+                   "off the test ROC curve. Rates in percent; the mean row averages the categories' rates.")
 
 HOW_TO_READ = [
     ("validation threshold (deployment table)",

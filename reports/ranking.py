@@ -10,6 +10,7 @@ empty (fewer than two models, fewer than two categories, no per-image scores).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from html import escape
 
@@ -19,7 +20,7 @@ import pandas as pd
 from bench.ranking import (
     ACROSS_METHOD, CORRECTION, DEFAULT_ALPHA, AcrossCategories, category_verdict, friedman_nemenyi, pairwise_comparisons,
 )
-from reports.run_data import RunView, image_scores, is_present, number
+from reports.run_data import RunView, image_scores, is_present, number, undefined_reasons
 
 # (record key, what the section calls it); the recall key is bench.ranking's name for the 1% target.
 RANKED_METRICS = (("image_auroc", "image AUROC"), ("image_recall_at_fpr_1pct", "recall at 1% false alarms"))
@@ -40,7 +41,10 @@ class CategoryComparison:
     def verdict(self, metric: str) -> str:
         if self.pairwise is None:
             return self.reason
-        return _named(category_verdict(self.pairwise, metric))
+        text = category_verdict(self.pairwise, metric)
+        if text.startswith(f"{metric} not compared"):  # the metric is named before the verdict already
+            text = "N" + text.removeprefix(f"{metric} n")
+        return _named(text)
 
 
 @dataclass
@@ -53,10 +57,14 @@ class AcrossResult:
     notes: list[str] = field(default_factory=list)  # categories and models left out and why
 
 
+_NO_TWO = re.compile(r"^No two of (?P<a>\S+) and (?P<b>\S+) are distinguishable here\.$")
+
+
 def _named(text: str) -> str:
+    """The metric keys as the section names them; 'No two of A and B' for just two models as 'A and B are not'."""
     for key, name in RANKED_METRICS:
         text = text.replace(key, name)
-    return text
+    return _NO_TWO.sub(r"\g<a> and \g<b> are not distinguishable here.", text)
 
 
 def _lowest_seed(records: list[dict]) -> dict | None:
@@ -152,7 +160,10 @@ def across_categories(run: RunView, alpha: float = DEFAULT_ALPHA) -> list[Across
         table = table.drop(columns=incomplete)
         n_models, n_categories = table.shape[1], table.shape[0]
         if table.empty or n_categories == 0:
-            entry.reason = f"{name} is not defined in any category of this run."
+            why = sorted({reason for r in run.reference_accuracy()
+                          if (reason := undefined_reasons(r, "operating_points_undefined").get(metric)
+                              or undefined_reasons(r).get(metric))})
+            entry.reason = f"{name} is not defined in any category of this run" + (f" ({'; '.join(why)})." if why else ".")
         elif n_models < 3:
             entry.reason = (f"Friedman's test needs at least 3 models with {name} in every category; this run has "
                             f"{n_models}. The per-category paired tests above are the comparison.")

@@ -82,6 +82,7 @@ def operating_points_figure(run: RunView) -> FigureResult:
                 "threshold realised on the test set, cross: its 95% intervals; dotted: the target rates")
     fig = new_figure(max(6.0, 0.6 + PANEL_IN * len(models)), 1.9 + PANEL_IN * len(rows), title, subtitle)
     axes = fig.subplots(len(rows), len(models), squeeze=False, sharex=True, sharey=True)
+    drawn_targets: set[float] = set()
     for i, (dataset, category) in enumerate(rows):
         for j, model in enumerate(models):
             ax = axes[i][j]
@@ -111,18 +112,19 @@ def operating_points_figure(run: RunView) -> FigureResult:
                 false_alarms, misses = miss_false_alarm_curve(*scored)
                 line, = ax.plot(false_alarms, misses, color=colours[model], linewidth=1.3, alpha=0.8, zorder=2)
                 line.set_gid(f"curve-{category}-{model}")
-            _draw_points(ax, record, targets, colours[model], f"{category}-{model}")
+            drawn_targets |= _draw_points(ax, record, targets, colours[model], f"{category}-{model}")
     handles = [Line2D([], [], color="#555555", linewidth=1.3, label="test ROC curve")]
     handles += [Line2D([], [], color="#555555", marker=MARKERS[k % len(MARKERS)], linestyle="none", markersize=6,
                        markerfacecolor="white", label=f"{percent(t)} validation threshold")
-                for k, t in enumerate(targets)]
+                for k, t in enumerate(targets) if t in drawn_targets]
     bottom_legend(fig, handles, ncol=len(handles) if len(models) > 1 else 1)
     result.figure = fig
     return result
 
 
-def _draw_points(ax, record: dict, targets: list[float], colour, panel: str) -> None:
-    undefined = []
+def _draw_points(ax, record: dict, targets: list[float], colour, panel: str) -> set[float]:
+    """The realised point of each target's validation threshold with its interval cross; the targets drawn."""
+    undefined, drawn = [], set()
     for k, target in enumerate(targets):
         s = rate_suffix(target)
         x, x_low, x_high = interval(record, f"image_fpr_at_val_thr_{s}")
@@ -137,6 +139,9 @@ def _draw_points(ax, record: dict, targets: list[float], colour, panel: str) -> 
                            markerfacecolor="white", markeredgewidth=1.4, elinewidth=1.1, capsize=2.5, zorder=4)
         for collection in bars[2]:
             collection.set_gid(f"interval-{s}-{panel}")
-    if undefined:
-        ax.text(0.97, 0.97, f"no threshold point at {', '.join(undefined)}\n(see the deployment table)",
-                transform=ax.transAxes, ha="right", va="top", fontsize=7, color="#777777", style="italic")
+        drawn.add(target)
+    if undefined:  # bottom left: low false alarms and few misses, where no real model's curve runs
+        ax.text(0.04, 0.04, f"no {' or '.join(undefined)} threshold:\nsee the deployment table", transform=ax.transAxes,
+                ha="left", va="bottom", fontsize=7, color="#666666", style="italic",
+                bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.8, "linewidth": 0})
+    return drawn
