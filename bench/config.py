@@ -130,13 +130,13 @@ SUITE_PEAK_SECONDS = {"quick": 0.3}  # measuring each precision's matmul peak; o
 # most ~4 s of timed calls per variant. The line runs where it is affordable (about 30 s a model on 2 cores):
 # the four models of the acceptance, batch 1 and dynamic batching (up to 4 parts, waiting at most 20 ms),
 # a 100 ms deadline (one camera period at 10 parts/s: the answer must be out before the next part), 1 s trials,
-# a 5-trial search to 5%, and checks at 0.8x and 1.2x of the rate found (1x is the search's own trial). See
-# docs/design/line.md.
+# a 5-trial search to 5%, and checks at 0.8x and 1.2x of the rate found (1x is the search's own trial); not where
+# the variant's batch-1 end-to-end p99 already exceeds the deadline (no rate could pass). See docs/design/line.md.
 SUITE_E2E = {"all": {"pipeline": dict(camera_size=[1024, 1024], encoding="png", decoder="pillow", warmup=2,
                                       min_iters=10, max_iters=60, min_seconds=0.5, max_seconds=4.0)}}
 SUITE_LINE = {"all": {"models": ("unet", "unetpp", "pixel_stats", "vtadl"),
                       "line": dict(deadline_ms=100.0, arrivals="periodic", seconds=1.0, max_trials=5, tolerance=0.05,
-                                   checks=[0.8, 1.2], policies=[[1, 0.0], [4, 20.0]], max_service_ms=100.0)}}
+                                   checks=[0.8, 1.2], policies=[[1, 0.0], [4, 20.0]])}}
 
 
 def e2e_settings_for(cfg: RunConfig, model: str) -> dict | None:

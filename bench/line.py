@@ -464,10 +464,12 @@ def line_summary(rows: list[dict], policies: Sequence[BatchPolicy], settings: Li
     return out
 
 
-def line_probe(pipeline, options: dict, service_ms: float | None = None) -> dict:
+def line_probe(pipeline, options: dict, service_ms: float | None = None, service_p99_ms: float | None = None) -> dict:
     """The line scenario on an open pipeline as the profile job records it. `options`: LineSettings fields,
-    `policies` ([[max_batch, max_wait_ms], ...]) and `max_service_ms` (skip the scenario, saying why, when the
-    batch-1 end-to-end p50 `service_ms` is above it: no rate could pass, or trials would hold too few parts)."""
+    `policies` ([[max_batch, max_wait_ms], ...]) and optionally `max_service_ms`. `service_ms` and
+    `service_p99_ms`: the batch-1 end-to-end p50 and p99 of the stage probe. The scenario is skipped, saying why,
+    when the p99 is above the deadline (a part's latency is at least its own service time, so no rate, and no
+    batching, could keep the p99 within it) or the p50 above `max_service_ms`."""
     fields = {k: (tuple(v) if k == "checks" else v) for k, v in options.items()
               if k in LineSettings.__dataclass_fields__}
     settings = LineSettings(**fields)
@@ -475,13 +477,20 @@ def line_probe(pipeline, options: dict, service_ms: float | None = None) -> dict
     record: dict[str, Any] = {"line_deadline_ms": settings.deadline_ms, "line_arrivals": settings.arrivals,
                               "line_seconds": settings.seconds, "line_max_trials": settings.max_trials,
                               "line_tolerance": settings.tolerance}
+    if service_p99_ms is not None and service_p99_ms > settings.deadline_ms:
+        record["line_note"] = (f"line scenario not run: the batch-1 end-to-end p99 ({service_p99_ms:.0f} ms) is above "
+                               f"the {settings.deadline_ms:g} ms deadline, so no arrival rate could keep the p99 "
+                               "within it")
+        return record
     limit = options.get("max_service_ms")
     if limit is not None and service_ms is not None and service_ms > limit:
         record["line_note"] = (f"line scenario not run: the batch-1 end-to-end p50 ({service_ms:.0f} ms) is above "
                                f"{limit:g} ms, where trials of {settings.seconds:g} s hold too few parts to judge a "
                                f"p99 against the {settings.deadline_ms:g} ms deadline")
         return record
-    rows = run_line(pipeline, policies, settings)
-    record["line_service_ms"] = rows[0]["service_ms_estimate"] if rows else None
+    # The search starts at 1 / the stage probe's batch-1 p50 (10+ calls) where the caller has one: a steadier
+    # estimate than run_line's own 5 calls, which a busy moment can double, leaving 5 trials short of capacity.
+    rows = run_line(pipeline, policies, settings, start_rate=1e3 / service_ms if service_ms else None)
+    record["line_service_ms"] = service_ms or (rows[0]["service_ms_estimate"] if rows else None)
     record.update(line_summary(rows, policies, settings))
     return record

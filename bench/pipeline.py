@@ -437,5 +437,6 @@ def pipeline_probe(variant, example: torch.Tensor, settings: dict, frames_dir: s
         if settings.get("line"):
             from bench.line import line_probe
 
-            record.update(line_probe(pipeline, settings["line"], service_ms=record["e2e_total_ms_p50"]))
+            record.update(line_probe(pipeline, settings["line"], service_ms=record["e2e_total_ms_p50"],
+                                     service_p99_ms=record["e2e_total_ms_p99"]))
     return {k: v for k, v in record.items() if k.startswith(("e2e_", "line_"))}

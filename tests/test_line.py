@@ -192,3 +192,11 @@ def test_line_probe_flattens_each_policy_into_known_columns():
         assert len(record[f"line_{key}_trials"]) == record[f"line_{key}_search_trials"] + 2
     assert record["line_b1_sustainable_rate_hz"] * 0.010 <= 1.05  # batch 1 cannot beat 1/S
     assert record["line_b1_policy"] == "batch 1" and record["line_deadline_ms"] == 40.0
+
+
+def test_line_probe_skips_a_pipeline_whose_own_p99_misses_the_deadline():
+    from bench.line import line_probe
+
+    record = line_probe(None, {"deadline_ms": 100.0, "policies": [[1, 0.0]]}, service_ms=90.0, service_p99_ms=130.0)
+    assert "p99 (130 ms) is above the 100 ms deadline" in record["line_note"]
+    assert not any(k.startswith("line_b1_") for k in record) and record["line_deadline_ms"] == 100.0

@@ -73,6 +73,10 @@ def frontier_figure(run: RunView) -> FigureResult:
     if not drawn:
         result.notes.append("No model has both a sustainable rate and a mean accuracy in this run: figure skipped.")
         return result
+    unbounded = [f"{p['model']} {p['variant']} ({p['label']})" for p in drawn if not is_present(p["failing"])]
+    if unbounded:
+        result.notes.append("No trial of the search failed for " + ", ".join(unbounded) + " (it ran out of trials "
+                            "first): the rate drawn is a lower bound, marked ≥ and without a whisker.")
     if metric == AUROC:
         result.notes.append("Accuracy is the mean image AUROC: the accuracy records hold no recall at 1% false alarms"
                             + (" for every model" if with_recall else "") + ".")
@@ -104,7 +108,9 @@ def frontier_figure(run: RunView) -> FigureResult:
         ax.scatter(x, y, s=70, marker=VARIANT_MARKERS.get(p["variant"], "D"), color=colour if batch1 else "white",
                    edgecolors=colour, linewidths=1.6, zorder=3, gid=f"frontier-point-{p['model']}-{p['variant']}-{p['policy']}")
         obstacles.append((x, y, 5.0))
-        labels.append((x, y, f"{p['model']} {p['variant'].replace('-fp32', '')}" + ("" if batch1 else " dyn"), 5.0))
+        open_ended = "" if is_present(fail) else "≥ "  # no trial failed: the rate is a lower bound
+        labels.append((x, y, open_ended + f"{p['model']} {p['variant'].replace('-fp32', '')}" + ("" if batch1 else " dyn"),
+                       5.0))
     xs = [v for p in drawn for v in (p["rate"], p["failing"]) if is_present(v)]
     ax.set_xlim(0, max(xs) * 1.2)
     ys = [v for p in drawn for v in interval(rows[(p["model"], p["variant"])], metric) if is_present(v)]
