@@ -16,6 +16,7 @@ from bench.cli_ab import ab_cmd
 from bench.cli_compare import compare_cmd
 from bench.cli_data import data_app
 from bench.cli_line import line_cmd
+from bench.validate import parse_model_args
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="defectbench: accuracy and cost of anomaly detectors, side by side.")
@@ -61,26 +62,6 @@ def _val_normals(value: Optional[str]):
         raise ValueError(f"--val-normals must be a whole number of images >= 0 or a fraction in (0, 1), "
                          f"got {value!r}") from None
     return number
-
-
-def _parse_model_args(pairs: list[str]) -> dict:
-    """KEY=VALUE strings -> dict; values become int, float or bool where they read as one."""
-    out = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--model-arg {pair!r}: expected KEY=VALUE")
-        value: object = raw
-        for cast in (int, float):
-            try:
-                value = cast(raw)
-                break
-            except ValueError:
-                pass
-        if raw.lower() in ("true", "false"):
-            value = raw.lower() == "true"
-        out[key] = value
-    return out
 
 
 def fail(exc: Exception | str) -> None:
@@ -139,7 +120,7 @@ def run_config(*, suite, models, image_size, batch_size, batch_sizes, variants, 
         categories=_split(categories), epochs=epochs, train_minutes=_numbers("--train-minutes", train_minutes, float),
         schedule=schedule, labelled_defects=labelled_defects, folds=folds,
         weights=str(weights) if weights else None, vgg_weights=str(vgg_weights) if vgg_weights else None,
-        model_args=_parse_model_args(model_arg or []), eval_only=eval_only, checkpoints=checkpoints,
+        model_args=parse_model_args(model_arg or []), eval_only=eval_only, checkpoints=checkpoints,
         val_normals=_val_normals(val_normals), target_fprs=_numbers("--target-fpr", target_fpr, float),
         train_batch_size=train_batch_size, test_subset=test_subset,
         argv=argv if argv is not None else sys.argv)

@@ -12,6 +12,8 @@ from typing import Optional
 
 import typer
 
+from bench.validate import parse_model_args
+
 SHOWN = ("policy", "kind", "rate_factor", "rate_hz", "throughput_ips", "line_latency_ms_p50", "line_latency_ms_p99",
          "line_latency_ms_p999", "deadline_miss_rate", "queue_len_mean", "queue_len_max", "batch_size_mean", "passed")
 
@@ -19,25 +21,6 @@ SHOWN = ("policy", "kind", "rate_factor", "rate_hz", "throughput_ips", "line_lat
 def _fail(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
-
-
-def _model_args(pairs: list[str]) -> dict:
-    out: dict = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--model-arg {pair!r}: expected KEY=VALUE")
-        value: object = raw
-        for cast in (int, float):
-            try:
-                value = cast(raw)
-                break
-            except ValueError:
-                pass
-        if raw.lower() in ("true", "false"):
-            value = raw.lower() == "true"
-        out[key] = value
-    return out
 
 
 def _clean(value):
@@ -120,7 +103,7 @@ def line_cmd(
             raise ValueError(f"--variant: unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
         if VARIANTS[variant].cuda_only and not device.startswith("cuda"):
             raise ValueError(f"--variant {variant} runs on CUDA only (this run is on {device})")
-        args = _model_args(model_arg or [])
+        args = parse_model_args(model_arg or [])
         load_plugins(plugin or [])
         from models import get_entry
         from models.registry import detector_arguments

@@ -494,3 +494,24 @@ def line_probe(pipeline, options: dict, service_ms: float | None = None, service
     record["line_service_ms"] = service_ms or (rows[0]["service_ms_estimate"] if rows else None)
     record.update(line_summary(rows, policies, settings))
     return record
+
+
+def pipeline_probe(variant, example, settings: dict, frames_dir: str | None = None) -> dict:
+    """The end-to-end probe of a profile job (handed to bench.variants.profile_variants as `e2e_probe`): one
+    prepared variant (`bench.variants.PreparedVariant`, its input side that of `example`, on `example`'s device)
+    inside the pipeline, timed stage by stage (bench.pipeline.stage_latency's `e2e_*` columns), and with
+    `settings["line"]` the line scenario on the same pipeline (`line_probe`'s `line_*` columns).
+    `settings["pipeline"]`: PipelineSettings fields (camera size, encoding, decoder, timing). It lives here, not
+    in bench.pipeline or bench.variants, because it joins the two: no import circle."""
+    from bench.pipeline import PipelineSettings, open_pipeline, stage_record, time_stages
+
+    options = {k: v for k, v in (settings.get("pipeline") or {}).items() if k not in ("input_size", "device", "variant")}
+    pipeline_settings = PipelineSettings(**options, input_size=int(example.shape[-1]), device=str(example.device),
+                                         variant=variant.name,
+                                         frames_dir=str(frames_dir) if frames_dir is not None else None)
+    with open_pipeline(variant, pipeline_settings) as pipeline:
+        record = stage_record(pipeline, time_stages(pipeline))
+        if settings.get("line"):
+            record.update(line_probe(pipeline, settings["line"], service_ms=record["e2e_total_ms_p50"],
+                                     service_p99_ms=record["e2e_total_ms_p99"]))
+    return {k: v for k, v in record.items() if k.startswith(("e2e_", "line_"))}

@@ -335,7 +335,7 @@ def open_pipeline(detector_or_variant, settings: PipelineSettings) -> Iterator[P
         raise TypeError(f"expected a models.base.Detector or a bench.variants.PreparedVariant, got "
                         f"{type(detector_or_variant).__name__}")
     from bench.measure import ProbeSettings
-    from bench.variants import prepare_variant
+    from bench.variants.table import prepare_variant
 
     detector = detector_or_variant
     side = settings.input_size or detector.image_size
@@ -421,22 +421,3 @@ def stage_latency(detector_or_variant, settings: PipelineSettings | None = None)
     settings = settings or PipelineSettings()
     with open_pipeline(detector_or_variant, settings) as pipeline:
         return stage_record(pipeline, time_stages(pipeline))
-
-
-def pipeline_probe(variant, example: torch.Tensor, settings: dict, frames_dir: str | Path | None = None) -> dict:
-    """The end-to-end probe of a profile job: one prepared variant (`bench.variants.PreparedVariant`, its input
-    side that of `example`, on `example`'s device) inside the pipeline, timed stage by stage (`stage_latency`'s
-    `e2e_*` columns), and with `settings["line"]` the line scenario on the same pipeline (bench.line.line_probe's
-    `line_*` columns). `settings["pipeline"]`: PipelineSettings fields (camera size, encoding, decoder, timing)."""
-    options = {k: v for k, v in (settings.get("pipeline") or {}).items() if k not in ("input_size", "device", "variant")}
-    pipeline_settings = PipelineSettings(**options, input_size=int(example.shape[-1]), device=str(example.device),
-                                         variant=variant.name,
-                                         frames_dir=str(frames_dir) if frames_dir is not None else None)
-    with open_pipeline(variant, pipeline_settings) as pipeline:
-        record = stage_record(pipeline, time_stages(pipeline))
-        if settings.get("line"):
-            from bench.line import line_probe
-
-            record.update(line_probe(pipeline, settings["line"], service_ms=record["e2e_total_ms_p50"],
-                                     service_p99_ms=record["e2e_total_ms_p99"]))
-    return {k: v for k, v in record.items() if k.startswith(("e2e_", "line_"))}

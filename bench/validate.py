@@ -199,3 +199,23 @@ def check_run(cfg: RunConfig) -> tuple[list[str], Path | None, list[str]]:
     check_model_options(cfg, names)
     root, categories = resolve_data(cfg)
     return names, root, categories
+
+
+def parse_model_args(pairs: list[str]) -> dict:
+    """KEY=VALUE strings -> dict; values become int, float or bool where they read as one."""
+    out = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--model-arg {pair!r}: expected KEY=VALUE")
+        value: object = raw
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                pass
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        out[key] = value
+    return out

@@ -115,7 +115,7 @@ def test_the_profile_jobs_probe_gives_known_columns_and_reuses_the_frames_file(t
     the frames written once to the scratch folder and read back; the line scenario skipped, saying why, when
     the pipeline is slower than `max_service_ms`."""
     from bench.measure import ProbeSettings
-    from bench.pipeline import pipeline_probe
+    from bench.line import pipeline_probe
     from bench.schema import unknown_columns
     from bench.variants import prepare_variant
 

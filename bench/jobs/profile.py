@@ -78,6 +78,7 @@ def calibration_images(spec: JobSpec) -> torch.Tensor | None:
 
 
 def run_profile(spec: JobSpec, progress: Callable[[str], None] | None = None) -> Iterator[dict]:
+    from bench.line import pipeline_probe
     from bench.variants import VARIANTS, profile_variants
 
     settings = probe_settings(spec)
@@ -127,7 +128,7 @@ def run_profile(spec: JobSpec, progress: Callable[[str], None] | None = None) ->
         rows = profile_variants(module, x, variants, settings, batch_sizes=spec.settings.get("batch_sizes"),
                                 calibration_images=calibration, gmacs=shared.get("gmacs"), peaks=peaks,
                                 peak_kernels=peak_kernels, rounds=spec.settings.get("variant_rounds", 1),
-                                e2e=spec.settings.get("e2e"), progress=progress)
+                                e2e=spec.settings.get("e2e"), e2e_probe=pipeline_probe, progress=progress)
     except Exception as exc:  # the variants' shared preparation broke: every variant row says why
         error = describe_failure(exc, "variants", spec.batch_size)
         rows = [{"variant": v, "status": "failed", "error": error} for v in variants]

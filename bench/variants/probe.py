@@ -6,7 +6,7 @@ one, parity against torch-fp32's outputs on the same input, and the roofline aga
 precision peak. `profile_variants` is what a profile job calls: it prepares every requested variant of a
 module, times them in `rounds` interleaved rounds (A B C A B C ... in one process, so that drift of a shared
 machine hits every variant alike and ratios between them stay fair), probes each, optionally times the
-end-to-end pipeline around each (`e2e`: bench.pipeline.pipeline_probe, the same prepared variant from encoded
+end-to-end pipeline around each (`e2e`: `e2e_probe`, bench.line.pipeline_probe, the same prepared variant from encoded
 camera bytes to a decision, and the line scenario where asked), optionally sweeps batch sizes, and releases
 everything.
 """
@@ -125,12 +125,13 @@ def _broken(name: str, batch: int, stage: str, exc: Exception) -> dict:
 def profile_variants(module: nn.Module, example: torch.Tensor, variants: str | Sequence[str], settings: ProbeSettings,
                      *, batch_sizes: Sequence[int] | None = None, calibration_images: torch.Tensor | None = None,
                      gmacs: float | None = None, peaks: dict | None = None, rounds: int = 1,
-                     peak_kernels: dict | None = None, e2e: dict | None = None, progress=None) -> list[dict]:
+                     peak_kernels: dict | None = None, e2e: dict | None = None, e2e_probe=None,
+                     progress=None) -> list[dict]:
     """Every requested variant of `module` at the batch of `example`, then (with `batch_sizes`) its batch
     sweep at the other sizes. Returns the records in table order, sweep rows after; a variant that cannot
     run here is `skipped` with the reason, one that breaks is `failed` with the cause.
 
-    `e2e` ({"variants": [...], "pipeline": {...}, "line": {...} or None}, bench.pipeline.pipeline_probe): the
+    `e2e` ({"variants": [...], "pipeline": {...}, "line": {...} or None}, `e2e_probe`, bench.line.pipeline_probe): the
     end-to-end columns (`e2e_*`, `line_*`) added to those variants' rows; a failure there fails the row with
     the step's name ("e2e: ..."), its other columns kept."""
     from bench.variants.ort_variants import OnnxExports
@@ -179,8 +180,8 @@ def profile_variants(module: nn.Module, example: torch.Tensor, variants: str | S
             except Exception as exc:
                 rows[name] = {**_broken(name, batch, "probe", exc), **variant.facts, **merge_latency(timings[name])}
         for name, variant in prepared.items():
-            if e2e and name in e2e.get("variants", ()) and rows[name]["status"] == "ok":
-                rows[name].update(_pipeline_columns(name, variant, example, e2e, progress, settings.workdir))
+            if e2e and e2e_probe and name in e2e.get("variants", ()) and rows[name]["status"] == "ok":
+                rows[name].update(_pipeline_columns(name, variant, example, e2e, e2e_probe, progress, settings.workdir))
         sweep_rows: list[dict] = []
         others = [b for b in (batch_sizes or []) if int(b) != batch]
         for name, variant in prepared.items():
@@ -196,14 +197,12 @@ def profile_variants(module: nn.Module, example: torch.Tensor, variants: str | S
             torch._dynamo.reset()  # drop the compiled graphs and their guards with the module
 
 
-def _pipeline_columns(name: str, variant: PreparedVariant, example: torch.Tensor, e2e: dict, progress,
+def _pipeline_columns(name: str, variant: PreparedVariant, example: torch.Tensor, e2e: dict, e2e_probe, progress,
                       frames_dir) -> dict:
-    from bench.pipeline import pipeline_probe
-
     if progress:
         progress(f"end to end: {name}" + (" + line" if e2e.get("line") else ""))
     try:
-        return pipeline_probe(variant, example, e2e, frames_dir=frames_dir)
+        return e2e_probe(variant, example, e2e, frames_dir=frames_dir)
     except Exception as exc:
         _trace()
         return {"status": "failed", "error": f"e2e: {_first_line(exc)}"}
