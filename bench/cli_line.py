@@ -23,25 +23,12 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _clean(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        return _clean(value.item())
-    return value
-
-
 def write_line_results(out: Path, frame, provenance: dict) -> None:
-    import json
+    from bench.run_folder import write_json
 
     out.mkdir(parents=True, exist_ok=True)
-    records = [_clean(r) for r in frame.to_dict(orient="records")]
-    (out / "line.json").write_text(json.dumps({"kind": "line", "provenance": _clean(provenance), "records": records},
-                                              indent=1))
+    write_json(out / "line.json", {"kind": "line", "provenance": provenance,
+                                   "records": frame.to_dict(orient="records")})
     scalar = [c for c in frame.columns if not frame[c].map(lambda v: isinstance(v, (list, tuple, dict))).any()]
     frame[scalar].to_csv(out / "line.csv", index=False)
 
