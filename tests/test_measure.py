@@ -285,7 +285,10 @@ def test_peak_train_memory_is_the_resident_state_plus_a_known_allocation(setting
     resident = 1000 * 4 + 2 * 1000 * 4  # the parameter + Adam's exp_avg and exp_avg_sq (+ a scalar step)
     with_scratch = measure.train_step_probe(_allocating_detector(1_000_000), images, masks, settings)
     without = measure.train_step_probe(_allocating_detector(1000), images, masks, settings)
-    # 4 MB scratch: the peak sees it, to within the step's few small temporaries (gradient, product: 4 kB each)
+    # 4 MB scratch: the peak sees it, to within the step's few small temporaries (gradient, product: 4 kB each).
+    # The difference is 3.996 MB in most runs; in about 1 of 20 one 4 kB temporary lands on the other side
+    # (a block allocated before the profiler started and freed inside it has no size, so its free is not
+    # counted: 4.000 or 3.992 were seen in 40 repetitions), hence a tolerance of two temporaries.
     assert with_scratch["peak_train_mb"] == pytest.approx((resident + 4_000_000) / 1e6, abs=0.03)
-    assert with_scratch["peak_train_mb"] - without["peak_train_mb"] == pytest.approx(3.996, abs=0.001)
+    assert with_scratch["peak_train_mb"] - without["peak_train_mb"] == pytest.approx(3.996, abs=0.0081)
     assert without["peak_train_mb"] == pytest.approx(resident / 1e6, abs=0.03)
