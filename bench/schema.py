@@ -9,7 +9,8 @@ judges them, the report shows them, and tests/test_schema.py fails when a record
 family here knows. A new column is added here first, with what it means.
 
 `read_run_file` and `read_results` are the one reader of these files for `bench`, `bench compare` and the
-report; whatever is wrong with a file is a `ResultsError` whose message is one line naming the file.
+report; whatever is wrong with a file is a `ResultsError` whose message is one line naming the file. They give
+a column renamed since a file was written under its new name (`RENAMED_COLUMNS`).
 
 Plain Python only (no torch, no numpy, no models): `bench compare` and the report import it without them.
 """
@@ -153,11 +154,23 @@ MEAN_COLUMNS = ("seeds", "n_seeds", "n_categories")
 SEED_STD_SUFFIX = "_seed_std"
 
 # -- profile -------------------------------------------------------------------------------------------------
-# The model's size and cost (bench/measure.py's probes) and the roofline against the calibrated matmul peak.
+# The model's size and cost (bench/measure.py's probes) and its achieved rate (2 x MACs / p50) against the best
+# calibration kernel measured in the same run (bench/variants/peaks.py): `best_kernel_ratio` is a ratio to that
+# kernel's rate `best_kernel_gflops`, NOT a fraction of the hardware's peak, and can exceed 1; `best_kernel` names
+# the kernel.
 PROFILE_COLUMNS = ("params", "trainable_params", "gmacs", "mac_counter", "unsupported_ops", "model_mb",
                    "fwd_mb_est", "bwd_mb_est", "fwd_bwd_mb_est", "peak_infer_mb", "peak_train_mb",
-                   "train_batch_size", "throughput_ips", "throughput_batch", "achieved_gflops", "peak_fraction",
-                   "device_peak_gflops", "device_peak_kernel")
+                   "train_batch_size", "throughput_ips", "throughput_batch", "achieved_gflops", "best_kernel_ratio",
+                   "best_kernel_gflops", "best_kernel")
+# Columns renamed since files were written with the old name: old -> new. The reader (`check_payload`) renames
+# them in every record it reads, so a file written before the rename (a committed baseline, measurement data)
+# loads with the new names; nothing writes the old names any more. Records only: the `device_peak_gflops` that
+# the provenance of older runs carries (an fp32 torch matmul peak, before the calibration kernels) keeps its name.
+RENAMED_COLUMNS = {
+    "peak_fraction": "best_kernel_ratio",  # not a fraction of a peak: a ratio to the best calibration kernel
+    "device_peak_gflops": "best_kernel_gflops",
+    "device_peak_kernel": "best_kernel",
+}
 # Timed calls: <timed>_ms_p<q> (percentile q of the calls), _ms_mean, _iqr_ratio, _n, the raw samples and
 # their CPU time; the reference workload timed between them (reference_*) shows how busy the machine was.
 TIMED_PREFIXES = ("latency", "reference", "train_step")
@@ -258,9 +271,25 @@ def parse_json(path: Path, what: str = "results file") -> Any:
                            f"column {exc.colno})") from None
 
 
+def renamed_columns(record: dict) -> dict:
+    """`record` with each column of RENAMED_COLUMNS under its new name, in its place; the record itself when it
+    carries none. Where a record carries both names, the new one's value is kept."""
+    if not any(old in record for old in RENAMED_COLUMNS):
+        return record
+    out: dict = {}
+    for name, value in record.items():
+        new = RENAMED_COLUMNS.get(name)
+        if new is None:
+            out[name] = value
+        elif new not in record:
+            out[new] = value
+    return out
+
+
 def check_payload(path: Path, payload: Any, what: str = "results file") -> dict:
     """`payload` as a results or job file of this schema: an object with `schema` SCHEMA, a list of records
-    (objects) and a provenance object (an absent one reads as empty). Raises ResultsError otherwise."""
+    (objects) and a provenance object (an absent one reads as empty); its records' renamed columns under their
+    new names (`renamed_columns`). Raises ResultsError otherwise."""
     if not isinstance(payload, dict):
         raise ResultsError(f"{path}: not a defectbench {what} (a JSON {type(payload).__name__}, not an object)")
     if payload.get("schema") != SCHEMA:
@@ -269,6 +298,7 @@ def check_payload(path: Path, payload: Any, what: str = "results file") -> dict:
     records = payload.get("records")
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise ResultsError(f"{path}: not a defectbench {what} (no list of records)")
+    payload["records"] = [renamed_columns(r) for r in records]
     if payload.get("provenance") is None:
         payload["provenance"] = {}
     elif not isinstance(payload["provenance"], dict):

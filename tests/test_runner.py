@@ -12,7 +12,7 @@ PLUGIN = str(Path(__file__).parent / "plugins" / "tiny_models.py")
 PROFILE_COLUMNS = ["params", "trainable_params", "gmacs", "mac_counter", "model_mb", "fwd_bwd_mb_est",
                    "peak_infer_mb", "peak_train_mb", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99",
                    "latency_ms_mean", "latency_iqr_ratio", "throughput_ips", "train_step_ms_p50", "achieved_gflops",
-                   "peak_fraction"]
+                   "best_kernel_ratio"]
 
 
 def quick(models, out, **kw):

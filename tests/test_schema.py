@@ -98,3 +98,32 @@ def test_the_schema_imports_without_torch():
             "assert 'numpy' not in sys.modules, 'the schema needs only Python'")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_file_written_before_a_rename_loads_with_the_new_names(tmp_path):
+    old = {"suite": "profile", "model": "fcn32s", "variant": "ort-fp32", "achieved_gflops": 116.0,
+           "peak_fraction": 1.06, "device_peak_gflops": 109.4, "device_peak_kernel": "onnxruntime Conv3x3 (fp32)",
+           "latency_ms_p50": 2.0}
+    both = {"suite": "profile", "model": "unet", "peak_fraction": 0.1, "best_kernel_ratio": 0.5}
+    provenance = {"device_peak_gflops": 46.0}  # an older run's provenance: not a record column, kept as it is
+    (tmp_path / "results.json").write_text(json.dumps({"schema": 2, "provenance": provenance, "records": [old, both]}))
+    _, read_provenance, (first, second) = schema.read_results(tmp_path)
+    assert list(first) == ["suite", "model", "variant", "achieved_gflops", "best_kernel_ratio", "best_kernel_gflops",
+                           "best_kernel", "latency_ms_p50"]  # renamed in place, values unchanged
+    assert (first["best_kernel_ratio"], first["best_kernel_gflops"]) == (1.06, 109.4)
+    assert first["best_kernel"] == "onnxruntime Conv3x3 (fp32)"
+    assert second == {"suite": "profile", "model": "unet", "best_kernel_ratio": 0.5}  # the new name's value wins
+    assert read_provenance == provenance
+    assert schema.unknown_columns(first) == [] and schema.unknown_columns(old) == [
+        "peak_fraction", "device_peak_gflops", "device_peak_kernel"]  # nothing may write the old names
+    job = tmp_path / "job.json"  # a job file goes through the same reader
+    job.write_text(json.dumps({"schema": 2, "provenance": {}, "records": [old]}))
+    assert "best_kernel_ratio" in schema.read_run_file(job, "job record")["records"][0]
+    assert set(schema.RENAMED_COLUMNS.values()) <= set(schema.PROFILE_COLUMNS)
+
+
+def test_the_committed_baseline_written_before_the_rename_loads_with_the_new_names():
+    records = schema.read_results(REPO / "benchmarks" / "baseline" / "quick" / "r1")[2]
+    assert not any(old in r for r in records for old in schema.RENAMED_COLUMNS)
+    assert any(schema.is_present(r.get("best_kernel_ratio")) for r in records)
+    assert unknown_in(records) == {}

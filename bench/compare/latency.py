@@ -10,8 +10,10 @@ those samples are depends on what the two records carry (docs/measurements/laten
   one machine.
 - `wall/reference`: wall time over the reference's median wall time (a GPU, or records without CPU times).
 - `wall`: the raw samples, when there is no reference on one side (pytest-benchmark files of other tools).
-- `wall x peak`: across machines (or thread counts), each run's samples times its calibrated fp32 matmul
-  peak (`device_peak_gflops`): work in units of the machine's own speed. A rough scale, labelled as such.
+- `wall x peak`: across machines (or thread counts), each run's samples times its calibrated rate: the
+  record's `best_kernel_gflops` (the best calibration kernel of the run, bench/variants/peaks.py), else the
+  provenance's `device_peak_gflops` (an fp32 matmul peak, in runs made before the calibration kernels): work
+  in units of the machine's own speed. A rough scale, labelled as such.
 
 What the normalisation leaves of the drift between runs is not in one run's samples. When BASE is several
 repeated runs of the same code, their spread is that drift, measured: NEW must then be slower than the
@@ -66,7 +68,7 @@ class LatencySides:
             a = np.asarray([v for v in values if v is not None], dtype=np.float64)
             return a[np.isfinite(a)]
 
-        peak = record.get("device_peak_gflops") or provenance.get("device_peak_gflops")
+        peak = record.get("best_kernel_gflops") or provenance.get("device_peak_gflops")
         return cls(array("latency_samples_ms"), array("latency_cpu_samples_ms"), array("reference_samples_ms"),
                    array("reference_cpu_samples_ms"), record.get("reference_workload"),
                    record.get("device") or provenance.get("device"), float(peak) if peak else None)

@@ -106,10 +106,12 @@ def _records_of(path: Path, payload) -> tuple[dict, list]:
     return payload["provenance"], payload["records"]
 
 
-# What tests/benchmarks/ keeps in each benchmark's extra_info, under the names a defectbench record uses.
+# What tests/benchmarks/ keeps in each benchmark's extra_info, under the names a defectbench record uses
+# (`device_peak_gflops` is the older name of `best_kernel_gflops`, as bench.schema.RENAMED_COLUMNS).
 EXTRA_INFO = {"cpu_samples_ms": "latency_cpu_samples_ms", "reference_samples_ms": "reference_samples_ms",
               "reference_cpu_samples_ms": "reference_cpu_samples_ms", "reference_workload": "reference_workload",
-              "device_peak_gflops": "device_peak_gflops", "threads": "threads", "device": "device"}
+              "best_kernel_gflops": "best_kernel_gflops", "device_peak_gflops": "best_kernel_gflops",
+              "threads": "threads", "device": "device"}
 
 
 def _from_pytest_benchmark(path: Path, payload: dict) -> LoadedRun:

@@ -33,8 +33,9 @@ Record columns of a variant row (besides the job's common columns):
 - `parity_max_abs_diff`, `parity_rel_diff`, `parity_p99_abs_diff`, `parity` (pass | fail),
   `parity_tolerance` (the rtol of the variant's precision; see parity.py): against torch-fp32 on the same
   input; empty on torch-fp32's row;
-- `achieved_gflops`, `peak_fraction`, `device_peak_gflops`: against the peak of the variant's precision
-  (the larger of fp32's and its own; see peaks.py);
+- `achieved_gflops`, `best_kernel_ratio`, `best_kernel_gflops`, `best_kernel`: the achieved rate against the
+  best calibration kernel measured in the same run for the variant's precision (the larger of fp32's and its
+  own), and which kernel that was; a ratio, not a fraction of the hardware's peak: it can exceed 1 (peaks.py);
 - `notes`: e.g. an out-of-memory at the throughput batch.
 """
 from bench.variants.base import PreparedVariant, VariantUnavailable

@@ -1,11 +1,22 @@
-"""Peak arithmetic rate per precision, measured on the device as the best of the runtimes' own kernels, and the
-roofline of a variant against its own precision's peak.
+"""The best arithmetic rate per precision among a few large calibration kernels, measured on the device, and
+each variant's rate against it (`best_kernel_ratio`).
 
-A fraction of a peak cannot exceed 1, so the peak must be at least what any model's variant reaches. One torch
-matmul is not that: on this project's 2-core AMD EPYC VM a 3x3 convolution (torch's oneDNN and ONNX Runtime's
-MLAS alike) and ONNX Runtime's 1024 MatMul run 1.3-1.4x faster than a 2048 torch fp32 matmul, which is how SegNet
-and FCN-32s on ONNX Runtime showed "peak fractions" of 1.36 and 1.8. So each precision's peak is the best rate over a small
-set of large kernels of the runtimes the variants use (`PEAK_KERNELS`):
+What the ratio is: a model variant's achieved rate (`achieved_gflops` = 2 x MACs / p50) divided by the best rate
+that one of the calibration kernels below reached in the same run (`best_kernel_gflops`, set by `best_kernel`).
+It is NOT a fraction of the hardware's peak, and it can exceed 1: the calibration kernels are a measured lower
+bound of what the machine can do, not its theoretical peak, and a model whose own kernels run faster than all of
+them reads above 1 (FCN-32s on ONNX Runtime read 1.06 in `make bench` on this project's 2-core AMD EPYC VM: its
+own large convolutions outran every calibration kernel). A busy machine (the best call of a second missed the
+kernels' real rate) or a MAC counter that counts work a runtime skips pushes it up too. What it is good for:
+comparing how well the variants and models of ONE run use the machine, since every record of a run and precision
+has the same denominator; not an absolute efficiency, and not comparable across machines without care. (It was
+called `peak_fraction`, with `device_peak_gflops` and `device_peak_kernel`, before it was renamed for what it is;
+bench/schema.py's reader maps the old names of older files to these.)
+
+The calibration kernels (`PEAK_KERNELS`), per precision, are large kernels of the runtimes the variants use, so
+that the denominator is at least what a plain matmul gives (a 2048 torch fp32 matmul alone ran 1.3-1.4x slower
+here than a 3x3 convolution of torch's oneDNN or ONNX Runtime's MLAS, or ONNX Runtime's 1024 MatMul, which is
+how SegNet and FCN-32s on ONNX Runtime once read 1.36 and 1.8 against it):
 - fp32 on CPU: a square torch matmul, a torch 3x3 convolution, an ONNX Runtime MatMul and an ONNX Runtime 3x3
   Conv (64 channels at 128x128: the shapes at which MLAS and oneDNN reach their best here);
 - fp32, tf32, bf16, fp16 on CUDA: a torch matmul and a torch 3x3 convolution in that dtype (fp32 with TF32 off,
@@ -16,15 +27,12 @@ set of large kernels of the runtimes the variants use (`PEAK_KERNELS`):
   behind the quantised convolutions) on CPU; `torch._int_mm` on CUDA.
 Each kernel is timed for `seconds` and its best call counts (the least disturbed one). The torch matmul's side
 doubles from 256 until one call takes a tenth of `seconds`, up to 2048 on CPU and 8192 on CUDA
-with 10 matmuls per timed call (so launch overhead does not hide the peak).
+with 10 matmuls per timed call (so launch overhead does not hide the kernel's rate).
 
-A precision the device cannot run (fp16 and tf32 on a CPU) has no entry. A variant's peak is the larger of
-fp32's and its own (autocast and QDQ graphs run some ops in fp32). The peak is still a measurement, a lower
-bound of the hardware's: on a machine shared with other work the best call of a second can miss it, and a
-MAC counter that counts work a runtime skips would overstate `achieved_gflops`. The profile job therefore
-measures the peaks once per run and device (bench/jobs/profile.py keeps them in the run's scratch folder), so
-every model's fraction has the same denominator, and the record names the kernel that set it
-(`device_peak_kernel`).
+A precision the device cannot run (fp16 and tf32 on a CPU) has no entry. A variant's denominator is the larger
+of fp32's best and its own precision's (autocast and QDQ graphs run some ops in fp32). The profile job measures
+the kernels once per run and device (bench/jobs/profile.py keeps them in the run's scratch folder), so every
+model's ratio has the same denominator, and the record names the kernel that set it (`best_kernel`).
 """
 from __future__ import annotations
 
@@ -188,8 +196,8 @@ def measure_peak(device: torch.device, precision: str, *, threads: int | None = 
 
 def measure_peaks(device: torch.device, precisions=PRECISIONS, *, threads: int | None = None,
                   seconds: float = 1.0) -> dict[str, float]:
-    """{precision: GFLOP/s} for the precisions the device runs (`device_peak_gflops` of a record is the one of
-    its variant's precision, `roofline_for`)."""
+    """{precision: GFLOP/s} of the best calibration kernel, for the precisions the device runs
+    (`best_kernel_gflops` of a record is the one of its variant's precision, `roofline_for`)."""
     peaks = {}
     for precision in precisions:
         peak = measure_peak(device, precision, threads=threads, seconds=seconds)
@@ -205,9 +213,10 @@ def variant_peak(peaks: dict[str, float], precision: str) -> float | None:
 
 def roofline_for(latency_ms_p50: float | None, gmacs: float | None, batch: int, peaks: dict[str, float] | None,
                  precision: str, kernels: dict[str, str] | None = None) -> dict:
-    """`achieved_gflops` = 2 x MACs of the batch / p50; `peak_fraction` against the variant's peak (the larger of
-    fp32's and its precision's), `device_peak_kernel` the kernel that set it where `kernels` ({precision: kernel
-    name}) says."""
+    """`achieved_gflops` = 2 x MACs of the batch / p50; `best_kernel_ratio` = that over `best_kernel_gflops`, the
+    best calibration kernel's rate for the variant (the larger of fp32's and its precision's; not the hardware's
+    peak, so the ratio may exceed 1), and `best_kernel` the kernel that set it where `kernels` ({precision:
+    kernel name}) says."""
     if not latency_ms_p50 or gmacs is None:
         return {}
     achieved = 2 * gmacs * batch / (latency_ms_p50 / 1e3)
@@ -215,8 +224,8 @@ def roofline_for(latency_ms_p50: float | None, gmacs: float | None, batch: int, 
     peaks = peaks or {}
     peak = variant_peak(peaks, precision)
     if peak:
-        record.update(peak_fraction=achieved / peak, device_peak_gflops=peak)
+        record.update(best_kernel_ratio=achieved / peak, best_kernel_gflops=peak)
         chosen = next((p for p in (precision, "fp32") if peaks.get(p) == peak), None)
         if kernels and chosen in kernels:
-            record["device_peak_kernel"] = f"{kernels[chosen]} ({chosen})"
+            record["best_kernel"] = f"{kernels[chosen]} ({chosen})"
     return record
