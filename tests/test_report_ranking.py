@@ -1,6 +1,6 @@
 """The report's decision sections, from runs built here with per-image scores and operating points (the fixture
-tests/fixtures/small_run predates both): the deployment table, the operating-point figure, the ranking section
-and the critical-difference diagram. No model is run."""
+tests/fixtures/small_run has made-up operating points but no per-image scores): the deployment table, the
+operating-point figure, the ranking section and the critical-difference diagram. No model is run."""
 from __future__ import annotations
 
 import json
@@ -117,10 +117,24 @@ def test_deployment_cells_that_are_undefined_are_empty_with_the_records_reason(t
     assert not re.search(r">0\.0 \[", html.split("misses % at the 1% threshold")[0])  # never a zero for undefined
 
 
+def without_operating_points(run_dir: Path, target: Path) -> Path:
+    """A copy of a run's results.json with every operating-point column taken out (records written before them)."""
+    from bench.schema import OPERATING_POINT_COLUMNS, operating_point_parts
+
+    results = json.loads((run_dir / "results.json").read_text())
+    results["records"] = [{k: v for k, v in r.items() if k not in OPERATING_POINT_COLUMNS
+                           and operating_point_parts(k) is None} for r in results["records"]]
+    target.mkdir()
+    (target / "results.json").write_text(json.dumps(results))
+    return target
+
+
 def test_records_without_operating_points_get_no_deployment_table_and_say_why_per_cell(tmp_path):
-    fixture = load_run(FIXTURE)
-    assert not has_operating_points(fixture)
-    out = render_report(FIXTURE, tmp_path / "out")
+    assert has_operating_points(load_run(FIXTURE))  # the fixture has them (made up): a deployment table
+    assert "deployment-table" in render_report(FIXTURE, tmp_path / "with")["report.html"].read_text()
+    older = without_operating_points(FIXTURE, tmp_path / "older")
+    assert not has_operating_points(load_run(older))
+    out = render_report(older, tmp_path / "out")
     assert "deployment-table" not in out["report.html"].read_text()
     # a run where one model has them and another (older record) has not: the older one's cells say so
     records = accuracy_records({"new": 2.0}, categories=("wood",))
