@@ -2,11 +2,17 @@
 
 Per category (`pairwise_comparisons`): every pair of models is compared on the SAME test images
 - image AUROC by DeLong's test (bench.stats.delong_test);
-- recall at a false-alarm rate (default 1%, bench.operating_points.recall_at_fpr) by a paired percentile
-  bootstrap: both models are evaluated on the same stratified resamples of the test images, and the two-sided
-  p-value is 2 x min(share of resamples with difference <= 0, share with difference >= 0), capped at 1 (the
-  smallest level at which the percentile interval of the difference excludes 0). Only where the metric is
-  defined (at 1%: at least 100 test normals); otherwise the rows say why.
+- recall at a false-alarm rate (default 1%, bench.operating_points.recall_at_fpr) by a paired permutation
+  test (`paired_permutation_p`): each model's scores are put on a common scale, their mid-rank among all test
+  images of that model divided by the number of images (Venkatraman & Begg 1996; recall at a false-alarm rate
+  depends on a model's ranking only, so this changes neither model's value), then for each image a fair coin
+  decides whether the two models' values swap, and the two-sided p-value is (1 + b)/(1 + B), b of B swaps
+  giving an absolute difference at least the observed one. Only where the metric is defined (at 1%: at least
+  100 test normals); otherwise the rows say why. Why not the paired bootstrap used before
+  (`paired_bootstrap_p`): recall at 1% rests on the top one or two normal scores, and the bootstrap of such
+  an extreme order statistic is too narrow (replicate SD 0.136 against the true SD of the difference 0.145
+  for independent models with AUROC 0.85, 100 + 40 images), so with Holm over six pairs it called equally
+  good models different in 0.077 of 1,000 sets (0.065-0.078 in other runs) where 0.05 was asked.
 Multiple comparisons: Holm's step-down correction over the k(k-1)/2 pairs of one metric in one category (the
 family); a pair is called different when its Holm-adjusted p is below `alpha`. This keeps the chance of calling
 ANY pair of that family different, when all models are equally good, at or below `alpha`.
@@ -33,14 +39,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.stats import friedmanchisquare, f as f_distribution, studentized_range
+from scipy.stats import friedmanchisquare, f as f_distribution, rankdata, studentized_range
 
 from bench.operating_points import rate_suffix, recall_at_fpr, recall_at_fpr_replicates
-from bench.stats import delong_test, stratified_bootstrap_counts
+from bench.stats import delong_test
 
 DEFAULT_ALPHA = 0.05
 PAIRED_RESAMPLES = 2000
 CORRECTION = "Holm over the pairs of one metric in one category"
+PERMUTATION_TEST = "paired permutation (per-image swaps of the two models' ranks)"
 ACROSS_METHOD = "Friedman's test, then Nemenyi's post-hoc test (Demšar 2006) when Friedman rejects"
 
 
@@ -61,12 +68,41 @@ def holm_adjust(p_values) -> np.ndarray:
 def paired_bootstrap_p(differences) -> float:
     """Two-sided p-value of a paired percentile bootstrap from the replicates of (b - a): 2 x the smaller
     share of replicates on either side of 0 (replicates equal to 0 count on both sides), at most 1.
-    NaN replicates are left out; NaN when none is left."""
+    NaN replicates are left out; NaN when none is left. Too liberal for recall at 1% false alarms (see the
+    module docstring): `pairwise_comparisons` uses `paired_permutation_p` for it."""
     differences = np.asarray(differences, dtype=np.float64)
     differences = differences[~np.isnan(differences)]
     if differences.size == 0:
         return math.nan
     return float(min(1.0, 2.0 * min(np.mean(differences <= 0.0), np.mean(differences >= 0.0))))
+
+
+def paired_permutation_p(labels, scores_a, scores_b, target_fpr: float = 0.01, permutations: int = 2000,
+                         rng: np.random.Generator | None = None) -> float:
+    """Two-sided p-value of a paired permutation test of recall at false-alarm rate `target_fpr` (b - a) on the
+    same test images (the module docstring says why and how). Each model's scores become mid-ranks among all
+    its test images / N (scipy.stats.rankdata), invariant to any increasing transform of either model's
+    scores; each of `permutations` rows swaps the two models' values on the images where a fair coin says so;
+    p = (1 + #{|d*| >= |d|}) / (1 + B). The caller checks that the metric is defined.
+    Measured over 600 simulated test sets (4 models with AUROC 0.85, 100 normal + 40 defective images, 400
+    swaps, Holm over the 6 pairs), family-wise rate of calling any pair different at alpha 0.05: 0.017
+    (independent models), 0.020 (correlation 0.3), 0.023 (0.6): conservative, the price of ranks estimated
+    from the same images. Power (0.97 against two of 0.8, correlation 0.3, 200 sets): the best model beats
+    both in 0.71 of sets, against about 0.77 for the (liberal) bootstrap."""
+    labels = np.asarray(labels).ravel()
+    rng = np.random.default_rng(0) if rng is None else rng
+    values = [rankdata(np.asarray(s, dtype=np.float64).ravel()) / labels.size for s in (scores_a, scores_b)]
+    both_labels = np.concatenate([labels, labels])
+    both_values = np.concatenate(values)
+    identity = np.concatenate([np.ones((1, labels.size)), np.zeros((1, labels.size))], axis=1)
+    observed = (recall_at_fpr_replicates(both_labels, both_values, 1.0 - identity, target_fpr)
+                - recall_at_fpr_replicates(both_labels, both_values, identity, target_fpr))[0]
+    swap = rng.random((int(permutations), labels.size)) < 0.5
+    weights_a = np.concatenate([~swap, swap], axis=1).astype(np.float64)  # pseudo-model a: a's value unless swapped
+    differences = (recall_at_fpr_replicates(both_labels, both_values, 1.0 - weights_a, target_fpr)
+                   - recall_at_fpr_replicates(both_labels, both_values, weights_a, target_fpr))
+    at_least = int(np.sum(np.abs(differences) >= abs(observed) - 1e-12))
+    return (1.0 + at_least) / (1.0 + int(permutations))
 
 
 # -- sentences ---------------------------------------------------------------------------------------------
@@ -122,8 +158,8 @@ def pairwise_comparisons(labels, scores_by_model: dict, *, alpha: float = DEFAUL
     metric and pair (model_a before model_b in the given order): metric, model_a, model_b, value_a, value_b,
     difference (b - a), test, p_value, p_holm, different (Holm-adjusted p < alpha), better (the better model
     where different, else ''), verdict (a sentence), correction, alpha, undefined (why a metric has no test, else
-    ''). Metrics: 'image_auroc' (DeLong) and f'image_recall_at_fpr_{pct}' (paired bootstrap, `resamples`
-    resamples from default_rng(seed)).
+    ''). Metrics: 'image_auroc' (DeLong) and f'image_recall_at_fpr_{pct}' (paired permutation test,
+    `resamples` random swaps per pair from one default_rng(seed), the pairs in order).
     """
     labels, scores = _check_models(labels, scores_by_model)
     models = list(scores)
@@ -163,16 +199,16 @@ def pairwise_comparisons(labels, scores_by_model: dict, *, alpha: float = DEFAUL
     add_family("image_auroc", "DeLong", aurocs, [tests[p].p_value for p in pairs] if tests else [math.nan] * len(pairs),
                auroc_reason)
 
-    # recall at the target false-alarm rate: paired bootstrap
+    # recall at the target false-alarm rate: paired permutation test on each model's ranks
     metric = f"image_recall_at_fpr_{rate_suffix(target_fpr)}"
     points = {m: recall_at_fpr(labels, s, target_fpr) for m, s in scores.items()}
     reason = next((why for value, why in points.values() if value is None), "")
     p_values = [math.nan] * len(pairs)
     if not reason:
-        counts = stratified_bootstrap_counts(labels, int(resamples), np.random.default_rng(seed))
-        replicates = {m: recall_at_fpr_replicates(labels, s, counts, target_fpr) for m, s in scores.items()}
-        p_values = [paired_bootstrap_p(replicates[b] - replicates[a]) for a, b in pairs]
-    add_family(metric, "paired bootstrap", {m: v for m, (v, _) in points.items()}, p_values, reason)
+        rng = np.random.default_rng(seed)
+        p_values = [paired_permutation_p(labels, scores[a], scores[b], target_fpr, int(resamples), rng)
+                    for a, b in pairs]
+    add_family(metric, PERMUTATION_TEST, {m: v for m, (v, _) in points.items()}, p_values, reason)
     return pd.DataFrame(rows)
 
 
@@ -300,4 +336,5 @@ def critical_difference_data(result: AcrossCategories) -> dict:
 
 __all__ = ["ACROSS_METHOD", "AcrossCategories", "CORRECTION", "DEFAULT_ALPHA", "average_ranks", "category_verdict",
            "critical_difference", "critical_difference_data", "describe_order", "friedman_nemenyi", "holm_adjust",
-           "paired_bootstrap_p", "pairwise_comparisons"]
+           "paired_bootstrap_p", "paired_permutation_p", "pairwise_comparisons",
+           "PERMUTATION_TEST"]
