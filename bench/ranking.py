@@ -8,8 +8,8 @@ Per category (`pairwise_comparisons`): every pair of models is compared on the S
   depends on a model's ranking only, so this changes neither model's value), then for each image a fair coin
   decides whether the two models' values swap, and the two-sided p-value is (1 + b)/(1 + B), b of B swaps
   giving an absolute difference at least the observed one. Only where the metric is defined (at 1%: at least
-  100 test normals); otherwise the rows say why. Why not the paired bootstrap used before
-  (`paired_bootstrap_p`): recall at 1% rests on the top one or two normal scores, and the bootstrap of such
+  100 test normals); otherwise the rows say why. Why not a paired bootstrap (used
+  before): recall at 1% rests on the top one or two normal scores, and the bootstrap of such
   an extreme order statistic is too narrow (replicate SD 0.136 against the true SD of the difference 0.145
   for independent models with AUROC 0.85, 100 + 40 images), so with Holm over six pairs it called equally
   good models different in 0.077 of 1,000 sets (0.065-0.078 in other runs) where 0.05 was asked.
@@ -63,18 +63,6 @@ def holm_adjust(p_values) -> np.ndarray:
     adjusted = np.empty_like(p_values)
     adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
     return adjusted
-
-
-def paired_bootstrap_p(differences) -> float:
-    """Two-sided p-value of a paired percentile bootstrap from the replicates of (b - a): 2 x the smaller
-    share of replicates on either side of 0 (replicates equal to 0 count on both sides), at most 1.
-    NaN replicates are left out; NaN when none is left. Too liberal for recall at 1% false alarms (see the
-    module docstring): `pairwise_comparisons` uses `paired_permutation_p` for it."""
-    differences = np.asarray(differences, dtype=np.float64)
-    differences = differences[~np.isnan(differences)]
-    if differences.size == 0:
-        return math.nan
-    return float(min(1.0, 2.0 * min(np.mean(differences <= 0.0), np.mean(differences >= 0.0))))
 
 
 def paired_permutation_p(labels, scores_a, scores_b, target_fpr: float = 0.01, permutations: int = 2000,
@@ -336,5 +324,5 @@ def critical_difference_data(result: AcrossCategories) -> dict:
 
 __all__ = ["ACROSS_METHOD", "AcrossCategories", "CORRECTION", "DEFAULT_ALPHA", "average_ranks", "category_verdict",
            "critical_difference", "critical_difference_data", "describe_order", "friedman_nemenyi", "holm_adjust",
-           "paired_bootstrap_p", "paired_permutation_p", "pairwise_comparisons",
+           "paired_permutation_p", "pairwise_comparisons",
            "PERMUTATION_TEST"]

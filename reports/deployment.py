@@ -215,8 +215,9 @@ def deployment_columns(run: RunView) -> list[Column]:
 # Under the table, in the HTML and the Markdown report alike.
 DEPLOYMENT_NOTE = ("The thresholds come from held-out normal training images only (no defect seen): the score a "
                    "target share of them exceed. 'false alarms' and 'misses' are what that threshold did on the "
-                   "test set; their interval also holds the threshold's own uncertainty (validation normals and "
-                   "test images resampled together). 'recall at 1% false alarms' needs no threshold: it is read "
+                   "test set; their interval is for the rate this threshold gives on all images of the kind (false "
+                   "alarms: the validation normals' order statistics pooled with the test normals, exact; misses: "
+                   "Clopper-Pearson on the test defects). 'recall at 1% false alarms' needs no threshold: it is read "
                    "off the test ROC curve. Rates in percent; the mean row averages the categories' rates.")
 
 HOW_TO_READ = [
@@ -230,7 +231,9 @@ HOW_TO_READ = [
      "with 100 normals, 90% of validation sets give a rate between 0.05% and 2.9%; with 300, between 0.27% and "
      "2.1%; a 1% target needs at least 100 normals and a 5% target at least 20, otherwise the cell is empty), "
      "and the test set itself has few normals (with 30, the realised rate moves in steps of 3.3 points). The "
-     "interval covers both. See docs/design/running.md for the table by number of validation normals."),
+     "false-alarm interval is for the rate this threshold gives on all normal images: exact whatever the "
+     "scores' distribution (with the threshold the k-th of n validation scores, that rate follows "
+     "Beta(n+1-k, k); the test normals above it update it), assuming test normals are like the held-out ones. See docs/design/running.md for the table by number of validation normals."),
     ("recall at 1% false alarms, false alarms at 95% recall",
      "Threshold-free operating points of the test ROC curve: the threshold is put where 1% of the test normals "
      "score above it (or where 95% of the test defects do), interpolating between ROC vertices. They say what "

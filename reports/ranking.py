@@ -1,7 +1,7 @@
 """The report's ranking section: which model to pick, with significance (bench/ranking.py does the tests).
 
 Per category, every pair of models is compared on the same test images from the per-image scores the accuracy
-records keep: image AUROC by DeLong's test, recall at 1% false alarms by a paired bootstrap where it is defined;
+records keep: image AUROC by DeLong's test, recall at 1% false alarms by a paired permutation test where it is defined;
 Holm's correction over the pairs of one metric in one category. Across categories, Friedman's test on the
 models' ranks with Nemenyi's post-hoc test (Demšar 2006), drawn as a critical-difference diagram
 (reports/figures/critical_difference.py). The section prints the verdicts as sentences and says why a part is
@@ -179,7 +179,7 @@ def across_categories(run: RunView, alpha: float = DEFAULT_ALPHA) -> list[Across
 # -- the section ---------------------------------------------------------------------------------------------
 
 INTRO = ("Models are compared on the same test images, not by eye. Per category, every pair "
-         "by DeLong's test on image AUROC and by a paired bootstrap on recall at 1% false alarms (where the test "
+         "by DeLong's test on image AUROC and by a paired permutation test on recall at 1% false alarms (where the test "
          f"set has the 100 normal images that needs), corrected for multiple comparisons by {CORRECTION} "
          f"(alpha {DEFAULT_ALPHA:g}). Across categories: {ACROSS_METHOD}, which controls the error over all pairs "
          "at once (no further correction). 'Not distinguishable' means the test cannot tell them apart on this "

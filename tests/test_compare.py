@@ -754,7 +754,7 @@ def with_recall(record: dict) -> dict:
     return dict(record, image_recall_at_fpr_1pct=value)
 
 
-def test_a_drop_of_recall_at_1pct_false_alarms_is_caught_by_the_paired_bootstrap(tmp_path):
+def test_a_drop_of_recall_at_1pct_false_alarms_is_caught_by_the_paired_permutation_test(tmp_path):
     good = with_recall(scored(0, 3.0, n_normal=300, n_defective=300))
     # the same detector whose normal images now spread wider: AUROC falls a little, recall at 1% a lot
     labels = np.asarray(good["labels"])
@@ -762,7 +762,7 @@ def test_a_drop_of_recall_at_1pct_false_alarms_is_caught_by_the_paired_bootstrap
     worse = with_recall(dict(good, scores=[float(s) for s in widened]))
     result = compare(tmp_path, [accuracy(**good)], [accuracy(**worse, settings_hash="s2")])
     row = only(result, "accuracy", "image_recall_at_fpr_1pct")
-    assert row["change"] < -0.2 and row["p_value"] < 0.01 and "paired bootstrap" in row["note"]
+    assert row["change"] < -0.2 and row["p_value"] < 0.01 and "paired permutation" in row["note"]
     assert row["verdict"] == REGRESSION and row["fails"] and result.exit_code == 1
 
 

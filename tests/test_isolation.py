@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import api
+from bench import api, config
 
 PLUGIN = str(Path(__file__).parent / "plugins" / "tiny_models.py")
 REPO = Path(__file__).resolve().parents[1]
@@ -96,7 +96,10 @@ def _run_watching_workers(specs) -> list[tuple[str, str, list]]:
     return seen
 
 
-def test_next_models_worker_starts_beside_an_accuracy_job_and_never_beside_a_profile_job(tmp_path):
+def test_next_models_worker_starts_beside_an_accuracy_job_and_never_beside_a_profile_job(tmp_path, monkeypatch):
+    # the scheduling is what is checked: the `all` suite's end-to-end pipeline and line scenario (settings taken
+    # into the job specs at planning, here) would only lengthen the profile jobs (pixel_stats' line: ~40 s)
+    monkeypatch.setattr(config, "SUITE_E2E", {})
     cfg = api.make_config("all", ["tiny_ok", "pixel_stats"], threads=1, image_size=32, out=tmp_path / "all",
                           plugins=[PLUGIN], categories=["fabric"], epochs=1)
     specs = api.Run(cfg, quiet=True).plan()

@@ -17,7 +17,6 @@ from bench.ranking import (
     describe_order,
     friedman_nemenyi,
     holm_adjust,
-    paired_bootstrap_p,
     paired_permutation_p,
     pairwise_comparisons,
 )
@@ -40,14 +39,6 @@ def test_holm_by_hand():
 
     p_values = np.random.default_rng(1).random(15) ** 3
     assert holm_adjust(p_values) == pytest.approx(multipletests(p_values, method="holm")[1], abs=1e-15)
-
-
-def test_paired_bootstrap_p_by_hand():
-    # d <= 0 in 2 of 5 replicates, d >= 0 in 4 of 5: p = 2 x 2/5 = 0.8. Identical models: every d is 0, p = 1.
-    assert paired_bootstrap_p([-1.0, 1.0, 2.0, 3.0, 0.0]) == pytest.approx(0.8)
-    assert paired_bootstrap_p(np.zeros(50)) == 1.0
-    assert paired_bootstrap_p(np.arange(1.0, 101.0)) == 0.0
-    assert math.isnan(paired_bootstrap_p([np.nan]))
 
 
 def test_paired_permutation_p_by_hand():

@@ -5,8 +5,9 @@
 - the other metrics (and image AUROC without scores): against the records' 95% bootstrap intervals, a change
   counting as significant when the two intervals do not overlap;
 - recall at a false-alarm rate (image_recall_at_fpr_1pct, ..., where the record has it): with both records' per-image
-  scores of the same images, a paired bootstrap (both sides' recall on the same stratified resamples of the test
-  images, bench.ranking.paired_bootstrap_p); otherwise by its intervals like the other metrics;
+  scores of the same images, a paired permutation test on the same test images (bench.ranking.paired_permutation_p:
+  the two sides' per-image ranks swapped by a fair coin; a paired bootstrap is too liberal at 1%, see
+  bench/ranking.py); otherwise by its intervals like the other metrics;
 - a drop is a regression when it is significant AND larger than the tolerance (--accuracy-tol);
 - a metric that one record does not carry at all (BASE recorded before it existed) is listed `not comparable`,
   "not in BASE", and does not fail;
@@ -98,25 +99,17 @@ def _by_delong(job: str, a: float, b: float, paired, alpha: float, tol: float) -
     return _decide(job, "image_auroc", a, b, p < alpha, p, tol, f"DeLong paired test, p < {alpha:g} counts")
 
 
-def _by_paired_bootstrap(job: str, metric: str, a: float, b: float, paired, alpha: float, tol: float) -> Finding:
-    """Recall at a false-alarm rate, both records' scores on the same resamples of the same test images."""
+def _by_paired_permutation(job: str, metric: str, a: float, b: float, paired, alpha: float, tol: float) -> Finding:
+    """Recall at a false-alarm rate, both records' scores of the same test images."""
     import numpy as np
 
-    from bench.operating_points import recall_at_fpr_replicates
-    from bench.ranking import paired_bootstrap_p
-    from bench.stats import stratified_bootstrap_counts
+    from bench.ranking import paired_permutation_p
 
     labels, scores_a, scores_b = (np.asarray(v) for v in paired)
     target = target_rate(metric.rsplit("_", 1)[1])
-    counts = stratified_bootstrap_counts(labels, PAIRED_RESAMPLES, np.random.default_rng(PAIRED_SEED))
-    differences = (recall_at_fpr_replicates(labels, scores_b, counts, target)
-                   - recall_at_fpr_replicates(labels, scores_a, counts, target))
-    p = paired_bootstrap_p(differences)
-    if math.isnan(p):
-        return Finding(job, "accuracy", metric, a, b, b - a, None, NOT_JUDGED, False,
-                       "paired bootstrap: undefined in every resample")
+    p = paired_permutation_p(labels, scores_a, scores_b, target, PAIRED_RESAMPLES, np.random.default_rng(PAIRED_SEED))
     return _decide(job, metric, a, b, p < alpha, p, tol,
-                   f"paired bootstrap on the same test images ({PAIRED_RESAMPLES} resamples), p < {alpha:g} counts")
+                   f"paired permutation test on the same test images ({PAIRED_RESAMPLES} swaps), p < {alpha:g} counts")
 
 
 def _by_intervals(job: str, metric: str, a: float, b: float, base: dict, new: dict, tol: float) -> Finding:
@@ -189,7 +182,7 @@ def compare_accuracy(job: str, base: dict, new: dict, *, alpha: float, tol: floa
         elif metric == "image_auroc" and paired is not None:
             found.append(_by_delong(job, a, b, paired, alpha, tol))
         elif metric.startswith(RECALL_AT_FPR) and paired is not None:
-            found.append(_by_paired_bootstrap(job, metric, a, b, paired, alpha, tol))
+            found.append(_by_paired_permutation(job, metric, a, b, paired, alpha, tol))
         else:
             found.append(_by_intervals(job, metric, a, b, base, new, tol))
     return found

@@ -3,7 +3,7 @@
 One panel per model (columns) and category (rows): the model's test ROC curve drawn as the miss rate (test
 defects not flagged) against the false-alarm rate (test normals flagged), from the record's per-image scores,
 and at each target false-alarm rate the point the validation threshold realised on the test set, with a cross of
-its two 95% intervals (bench/operating_points.py: validation normals and test images resampled together). Both
+its two 95% intervals (bench/operating_points.py: exact intervals for the rates this threshold gives). Both
 axes are linear below 1% and logarithmic above, so that the 1-5% region is readable and a rate of 0 still shows.
 """
 from __future__ import annotations
