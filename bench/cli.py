@@ -105,7 +105,7 @@ def run_config(*, suite, models, image_size, batch_size, batch_sizes, variants, 
                resume, retry_failed, dry_run, executor, job_timeout, job_memory_mb, ray_address, plugin, dataset,
                data_root, categories, epochs, train_minutes, schedule, labelled_defects, folds, weights, vgg_weights,
                model_arg, eval_only, checkpoints, val_normals=None, target_fpr=None, train_batch_size=None,
-               test_subset=None, argv=None):
+               test_subset=None, skip_probes=None, argv=None):
     """`bench run`'s options, as typed on the command line, -> a RunConfig (raises ValueError on bad values).
     Also what `bench ab`'s side processes use to read the same options with their own code."""
     from bench import api
@@ -116,7 +116,7 @@ def run_config(*, suite, models, image_size, batch_size, batch_sizes, variants, 
         dry_run=dry_run,
         executor=executor, job_timeout=job_timeout, job_memory_mb=job_memory_mb, ray_address=ray_address,
         plugins=[str(p) for p in plugin or []], variants=_split(variants),
-        batch_sizes=_numbers("--batch-sizes", batch_sizes, int), dataset=dataset, data_root=data_root,
+        batch_sizes=_numbers("--batch-sizes", batch_sizes, int), skip_probes=_split(skip_probes) or [], dataset=dataset, data_root=data_root,
         categories=_split(categories), epochs=epochs, train_minutes=_numbers("--train-minutes", train_minutes, float),
         schedule=schedule, labelled_defects=labelled_defects, folds=folds,
         weights=str(weights) if weights else None, vgg_weights=str(vgg_weights) if vgg_weights else None,
@@ -134,6 +134,9 @@ def run_cmd(
     batch_size: Optional[int] = typer.Option(None, help="profile batch size (default 8; quick 2; all 1)"),
     batch_sizes: Optional[str] = typer.Option(None, help="a batch sweep, e.g. 1,2,4,8,16,32: one row per batch size"),
     variants: Optional[str] = typer.Option(None, help="deployment variants (default torch-fp32,ort-fp32); `bench list variants`"),
+    skip_probes: Optional[str] = typer.Option(None, help="profile probes to leave out, comma-separated: params, size, "
+                                              "macs, activation_estimate, train_step, throughput (their columns stay "
+                                              "empty)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     threads: Optional[int] = typer.Option(None, help="intra-op threads for PyTorch and ONNX Runtime (default: all cores)"),
     out: Path = typer.Option(Path("runs/latest"), help="run directory"),

@@ -63,7 +63,8 @@ class ProbeSettings:
     min_seconds: float = 2.0
     max_seconds: float = 30.0  # a slow model stops after this much timing once it has 5 samples
     warmup_seconds: float = 5.0
-    throughput_batch: int = 16
+    throughput_batch: int = 16  # at the latency batch itself: computed from the latency calls (no extra calls)
+    throughput: bool = True  # False: not measured (`--skip-probes throughput`)
     train_iters: int = 5
     opset: int = 18
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="defectbench-")))

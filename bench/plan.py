@@ -167,6 +167,8 @@ def profile_settings(cfg: RunConfig, name: str, accepted: set[str]) -> dict:
                 "peak_seconds": config.SUITE_PEAK_SECONDS.get(cfg.suite, 1.0),
                 "batch_sizes": list(cfg.batch_sizes) if cfg.batch_sizes else None,
                 "model_args": model_args_for(cfg, name, accepted)}
+    if cfg.skip_probes:  # only when asked: the jobs of a run without it keep their ids
+        settings["skip_probes"] = sorted(set(cfg.skip_probes))
     settings.update({k: v for k, v in _weight_settings(cfg).items() if k in accepted})
     source = model_source(name)
     if source:

@@ -92,6 +92,11 @@ def check_choices(cfg: RunConfig) -> None:
         raise UsageError("--job-memory-mb limits CPU memory only; it cannot limit a CUDA device")
     if cfg.retry_failed and not cfg.resume:
         raise UsageError("--retry-failed goes with --resume")
+    unknown = [p for p in cfg.skip_probes if p not in config.SKIPPABLE_PROBES]
+    if unknown:
+        raise UsageError(f"--skip-probes: unknown probe {unknown[0]!r}; one of {', '.join(config.SKIPPABLE_PROBES)}")
+    if cfg.skip_probes and cfg.suite not in config.PROFILE_SUITES:
+        raise UsageError(f"--skip-probes goes with a suite that profiles ({', '.join(config.PROFILE_SUITES)})")
     # On a Ray cluster the nodes run the jobs: a CPU-only driver may send CUDA jobs (the executor checks the GPUs).
     try:
         config.run_device(cfg)

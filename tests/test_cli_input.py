@@ -32,6 +32,7 @@ def invoke(*args: str):
     (["--train-minutes", "1,x", "--suite", "accuracy"], "--train-minutes: 'x' is not a number"),
     (["--seed", "-1"], "--seed must be >= 0, got -1"),
     (["--seeds", "0,0"], "--seeds repeats a seed: 0,0"),
+    (["--skip-probes", "train"], "--skip-probes: unknown probe 'train'; one of params, size, macs"),
     (["--suite", "nope"], "--suite must be one of"),
     (["--models", "nope"], "--models: unknown model 'nope'"),
     (["--executor", "threads"], "--executor must be one of"),

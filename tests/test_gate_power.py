@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # The gate's accuracy run (benchmarks/regress.sh), smaller: U-Net alone, 2 epochs instead of 4
 ACCURACY = ["--suite", "accuracy", "--models", "unet", "--categories", "brushed_metal", "--epochs", "2",
             "--image-size", "64", "--threads", "1", "--seed", "0"]
-QUICK = ["--suite", "quick", "--models", "unet", "--threads", "1", "--seed", "0", "--variants", "torch-fp32"]
+QUICK = ["--suite", "quick", "--models", "unet", "--threads", "1", "--seed", "0", "--variants", "torch-fp32",
+         "--skip-probes", "train_step"]
 
 SEGMENTER = "models/segmenter_adapter.py"
 UNET = "models/zoo/smp_unets.py"

@@ -39,14 +39,6 @@ def test_failed_probe_is_isolated(tmp_path):
     assert not list((tmp_path / "tmp").glob("onnx-*")), "the failed export left its files behind"
 
 
-def test_throughput_failure_keeps_latency(tmp_path):
-    frame = quick(["tiny_narrow"], tmp_path, variants=["torch-fp32"])
-    torch_row = row(frame, "tiny_narrow")
-    assert torch_row["status"] == "failed" and torch_row["error"].startswith("throughput:")
-    assert "at most 2 images" in torch_row["error"]
-    assert torch_row["latency_ms_p50"] > 0 and pd.isna(torch_row.get("throughput_ips"))
-
-
 def test_run_files_are_self_contained(tmp_path):
     quick(["tiny_ok"], tmp_path, seed=3, argv=["bench", "run"])
     payload = json.loads((tmp_path / "results.json").read_text())
@@ -99,6 +91,7 @@ def small_set(tmp_path_factory):
     (dict(variants=["torch-fp32"]), {"profile"}),
     (dict(schedule="constant"), {"accuracy"}),
     (dict(image_size=64), {"profile", "accuracy"}),
+    (dict(skip_probes=["train_step"]), {"profile"}),
 ])
 def test_job_identity_covers_settings(tmp_path, small_set, change, changed_kinds):
     def ids(**kw):
@@ -184,6 +177,33 @@ def test_dry_run_prints_the_plan_and_measures_nothing(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "2 jobs in" in out and "1 done, 1 to run" in out
     assert not list((tmp_path / "records").glob("*tiny_broken*"))
+
+
+def test_skipped_probes_leave_their_columns_empty_and_the_rest_measured(tmp_path):
+    frame = quick(["tiny_ok"], tmp_path, skip_probes=["train_step", "macs", "throughput"], variants=["torch-fp32"])
+    ok = row(frame, "tiny_ok")
+    assert ok["status"] == "ok" and ok["params"] > 0 and ok["latency_ms_p50"] > 0 and ok["peak_infer_mb"] > 0
+    for col in ("train_step_ms_p50", "peak_train_mb", "gmacs", "throughput_ips", "probe_seconds_train_step"):
+        assert col not in frame or pd.isna(ok[col]), col
+    record = json.loads((tmp_path / "results.json").read_text())["records"][0]
+    assert record["settings"]["skip_probes"] == ["macs", "throughput", "train_step"]
+
+
+@pytest.mark.parametrize("suite, skip, message", [
+    ("quick", ["train_steps"], "--skip-probes: unknown probe 'train_steps'; one of params, size, macs"),
+    ("accuracy", ["macs"], "--skip-probes goes with a suite that profiles"),
+])
+def test_skip_probes_names_a_known_probe_of_a_profiling_suite(tmp_path, suite, skip, message):
+    with pytest.raises(ValueError, match=message):
+        api.run(suite, ["tiny_ok"], out=tmp_path, plugins=[PLUGIN], quiet=True, skip_probes=skip)
+    assert not tmp_path.exists() or not any(tmp_path.iterdir()), "nothing written before the error"
+
+
+def test_the_skippable_model_probes_are_the_ones_a_profile_job_runs():
+    from bench import config
+    from bench.jobs.profile import MODEL_PROBES
+
+    assert config.MODEL_PROBE_NAMES == tuple(name for name, _ in MODEL_PROBES) + ("train_step",)
 
 
 def test_unknown_model_is_one_clear_error(tmp_path):

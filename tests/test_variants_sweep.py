@@ -7,7 +7,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from bench.measure import ProbeSettings
-from bench.variants import batch_sweep, is_out_of_memory
+from bench.variants import batch_sweep, is_out_of_memory, profile_variants
 from bench.variants.ort_variants import OrtVariant
 from bench.variants.torch_variants import TorchVariant
 
@@ -142,3 +142,41 @@ def test_a_throughput_measurement_too_slow_to_make_is_not_made_and_says_why(tmp_
     rows = probe.profile_variants(SleepsPerImage(0.02).eval(), torch.rand(1, 3, 8, 8), "torch-fp32",
                                   ProbeSettings(**slow))
     assert 0 < rows[0]["throughput_ips"] <= 50.5  # measured: 16 images cannot take less than the 0.32 s slept
+
+
+class Narrow(nn.Module):
+    """Takes at most `limit` images: a model whose throughput batch is beyond what it accepts. Counts its calls."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit, self.calls = limit, 0
+        self.conv = nn.Conv2d(3, 1, 1)
+
+    def forward(self, x):
+        self.calls += 1
+        if x.shape[0] > self.limit:
+            raise RuntimeError(f"this model takes at most {self.limit} images, got {x.shape[0]}")
+        return self.conv(x)[:, 0].amax(dim=(1, 2)), self.conv(x)[:, 0]
+
+
+def test_a_throughput_failure_fails_the_row_and_keeps_its_latency(tmp_path):
+    slow = dict(settings(tmp_path).__dict__, throughput_batch=4)
+    row = profile_variants(Narrow(2).eval(), torch.rand(2, 3, 8, 8), "torch-fp32", ProbeSettings(**slow))[0]
+    assert row["status"] == "failed" and row["error"].startswith("throughput:") and "at most 2 images" in row["error"]
+    assert row["latency_ms_p50"] > 0 and row.get("throughput_ips") is None
+
+
+def test_throughput_at_the_latency_batch_is_the_latency_calls_and_costs_no_call(tmp_path):
+    s = settings(tmp_path)
+    example = torch.rand(2, 3, 8, 8)
+    at_batch = Narrow(2).eval()  # throughput batch 2 = the latency batch: no call at another batch, none extra
+    row = profile_variants(at_batch, example, "torch-fp32", ProbeSettings(**dict(s.__dict__, throughput_batch=2)))[0]
+    assert row["status"] == "ok" and row["throughput_batch"] == 2
+    assert row["throughput_ips"] == pytest.approx(2 / (row["latency_ms_p50"] / 1e3))
+    larger = Narrow(8).eval()  # throughput batch 4: its own calls (at least one warm-up and three timed)
+    row4 = profile_variants(larger, example, "torch-fp32", ProbeSettings(**dict(s.__dict__, throughput_batch=4)))[0]
+    assert row4["throughput_batch"] == 4 and row4["throughput_ips"] > 0
+    assert larger.calls >= at_batch.calls + 4
+    skipped = profile_variants(Narrow(2).eval(), example, "torch-fp32",
+                               ProbeSettings(**dict(s.__dict__, throughput_batch=4, throughput=False)))[0]
+    assert skipped["status"] == "ok" and skipped.get("throughput_ips") is None, "left out: no call at batch 4"

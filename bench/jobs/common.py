@@ -40,5 +40,6 @@ def probe_settings(spec: JobSpec) -> ProbeSettings:
     workdir = Path(spec.run_dir) / "tmp"
     workdir.mkdir(parents=True, exist_ok=True)
     settings = ProbeSettings(device=torch.device(spec.device), threads=spec.threads, workdir=workdir,
-                             throughput_batch=spec.settings.get("throughput_batch", 16))
+                             throughput_batch=spec.settings.get("throughput_batch", 16),
+                             throughput="throughput" not in (spec.settings.get("skip_probes") or []))
     return replace(settings, **spec.settings.get("probe", {}))

@@ -21,6 +21,7 @@ from bench.failures import describe_failure
 from bench.jobs.common import build_detector, host, now, probe_settings
 from bench.jobs.spec import JobSpec
 
+# the model-level probes in config.MODEL_PROBE_NAMES's order (the training step is added per job: it needs a twin)
 MODEL_PROBES = [("params", measure.params_probe), ("size", measure.size_probe), ("macs", measure.macs_probe),
                 ("activation_estimate", measure.activation_estimate_probe)]
 
@@ -107,7 +108,10 @@ def run_profile(spec: JobSpec, progress: Callable[[str], None] | None = None) ->
         finally:
             del twin
 
+    skipped = set(spec.settings.get("skip_probes") or [])
     for name, probe in MODEL_PROBES + [("train_step", train_step)]:
+        if name in skipped:
+            continue
         if progress:
             progress(name)
         t0 = time.perf_counter()

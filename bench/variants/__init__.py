@@ -23,7 +23,8 @@ Record columns of a variant row (besides the job's common columns):
   bench.measure.measure_latency returns (one batch of `batch_size` images); `latency_rounds` (interleaved
   rounds pooled);
 - `throughput_ips`, `throughput_batch`: images per second at `settings.throughput_batch` on the variant's
-  main row; at `batch_size` (batch / p50) on batch-sweep rows;
+  main row (batch / p50 of the latency calls when that is the example's batch, as in the quick suite; empty
+  when `settings.throughput` is off); at `batch_size` (batch / p50) on batch-sweep rows;
 - `peak_infer_mb`: resident parameters and buffers + the allocator's measured peak during one call (torch:
   bench.measure.measure_peak_bytes; CUDA graphs: the graph's private pool, since a replay allocates nothing);
   empty for ONNX Runtime, which exposes no allocation peak (a process RSS would mix in PyTorch's memory);

@@ -73,15 +73,20 @@ def variant_probe(variant: PreparedVariant, example: torch.Tensor, settings: Pro
     with _step("latency"):
         record.update(latency if latency is not None else
                       measure_latency(variant.bind(example), settings, device=variant.timing_device))
-    big = example[:1].expand(settings.throughput_batch, *example.shape[1:]).contiguous()
-    # The throughput loop makes at least five calls at the larger batch; for a variant this slow (bf16 emulated on
-    # a CPU without bf16 instructions: seconds per image) that would take many minutes for one number.
+    big = None
     projected = 5 * record["latency_ms_p50"] / 1e3 * settings.throughput_batch / batch
-    if projected > THROUGHPUT_SECONDS_LIMIT:
+    if not settings.throughput:
+        pass  # left out (--skip-probes throughput): the columns stay empty
+    elif settings.throughput_batch == batch:  # at the latency batch: the latency calls are the measurement
+        record.update(throughput_ips=batch / (record["latency_ms_p50"] / 1e3), throughput_batch=batch)
+    elif projected > THROUGHPUT_SECONDS_LIMIT:
+        # The throughput loop makes at least five calls at the larger batch; for a variant this slow (bf16 emulated
+        # on a CPU without bf16 instructions: seconds per image) that would take many minutes for one number.
         record.update(throughput_ips=None, throughput_batch=settings.throughput_batch,
                       notes=f"throughput not measured: five calls at batch {settings.throughput_batch} would take "
                             f"about {projected:.0f} s (from this variant's latency)")
-        big = None
+    else:
+        big = example[:1].expand(settings.throughput_batch, *example.shape[1:]).contiguous()
     try:
         if big is not None:
             record.update(measure_throughput(variant.bind(big), settings.throughput_batch, settings,

@@ -2,8 +2,7 @@
 
 Each misbehaves in one known way, so the runner's isolation can be checked against a known cause:
 tiny_ok (well behaved), tiny_broken (refuses ONNX export), tiny_abort (os.abort() in its forward),
-tiny_sleep (sleeps in its forward), tiny_hog (allocates 4 GB in its forward), tiny_narrow (fails on a
-batch larger than 2: the throughput batch).
+tiny_sleep (sleeps in its forward), tiny_hog (allocates 4 GB in its forward).
 """
 import os
 import time
@@ -31,8 +30,6 @@ class HeatNet(nn.Module):
             time.sleep(60)
         if self.behaviour == "hog":
             torch.ones(2**30)  # 4 GB of float32
-        if self.behaviour == "narrow" and x.shape[0] > 2:
-            raise RuntimeError(f"this model takes at most 2 images, got {x.shape[0]}")
         heat = torch.sigmoid(self.head(torch.relu(self.conv(x))))[:, 0]
         return heat.flatten(1).amax(1), heat
 
@@ -66,5 +63,5 @@ def _register(behaviour: str) -> None:
         return TinyDetector(image_size, behaviour, seed)
 
 
-for _behaviour in ("ok", "broken", "abort", "sleep", "hog", "narrow"):
+for _behaviour in ("ok", "broken", "abort", "sleep", "hog"):
     _register(_behaviour)
