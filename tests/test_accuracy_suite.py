@@ -93,11 +93,19 @@ def test_eval_only_without_checkpoint_fails_cleanly(small_set, tmp_path):
     assert row["status"] == "failed" and "--eval-only: no checkpoint" in row["error"]
 
 
-def test_suite_all_measures_and_reports(small_set, tmp_path):
+def test_suite_all_measures_and_reports(small_set, tmp_path, monkeypatch):
+    from bench import config
+
+    # the line scenario as the all suite plans it, with shorter trials (its 1 s trials took ~40 s here; the
+    # scenario's own behaviour is tests/test_line.py's)
+    line = dict(config.SUITE_LINE["all"]["line"], seconds=0.25, max_trials=2, checks=[1.2])
+    monkeypatch.setitem(config.SUITE_LINE, "all", dict(config.SUITE_LINE["all"], line=line))
     frame = api.run("all", ["pixel_stats"], dataset="synthetic", data_root=small_set, image_size=32, threads=1,
                     out=tmp_path, quiet=True, categories=["nut"], epochs=1, executor="inline")
     assert set(frame["suite"]) == {"profile", "accuracy"}
     assert (frame["status"] == "ok").all(), frame["error"].tolist()
+    profile = frame[(frame["suite"] == "profile") & (frame["variant"] == "torch-fp32")].iloc[0]
+    assert profile["e2e_total_ms_p50"] > 0 and profile["line_b1_sustainable_rate_hz"] > 0  # measured end to end
     html = (tmp_path / "report" / "report.html").read_text()
     assert "pixel_stats" in html and html.count("data:image/png;base64,") >= 3
 

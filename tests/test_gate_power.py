@@ -85,13 +85,19 @@ def inject(repo: Path, bug: str) -> None:
     _git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-am", bug)
 
 
+@pytest.fixture(scope="module")
+def synthetic_cache(tmp_path_factory):
+    """One synthetic-data cache for the cases (the data is seeded: the same files whoever generates them first)."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 @pytest.mark.parametrize("bug", sorted(BUGS))
-def test_gate_fails_on_an_injected_bug_and_names_model_and_field(bug, tmp_path):
+def test_gate_fails_on_an_injected_bug_and_names_model_and_field(bug, tmp_path, synthetic_cache):
     repo = copy_repository(tmp_path / "repo")
     inject(repo, bug)
-    env = dict(os.environ, PYTHONPATH=str(repo), DEFECTBENCH_CACHE=str(tmp_path / "cache"))
+    env = dict(os.environ, PYTHONPATH=str(repo), DEFECTBENCH_CACHE=str(synthetic_cache))
     out = tmp_path / "ab"
     done = subprocess.run([sys.executable, "-m", "bench.cli", "ab", "base", "--new", bug, *RUNS[bug],
                            "--out", str(out), "--format", "json"], cwd=repo, env=env, capture_output=True, text=True,
