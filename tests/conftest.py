@@ -26,6 +26,27 @@ def seed_global_generators():
     torch.manual_seed(0)
 
 
+def shorten_timing(monkeypatch) -> None:
+    """The quick and all suites' timing loops cut to a few calls without a minimum time, for tests that check what
+    the runner does with jobs (isolation, scheduling, resume, executors), not the numbers the loops measure. The
+    settings are taken into the job specs at planning, so jobs in worker processes and on Ray get them too; a
+    `bench` command started as a subprocess does not."""
+    from bench import config
+
+    short = dict(warmup=1, min_iters=3, max_iters=5, min_seconds=0.0, max_seconds=2.0, warmup_seconds=0.0,
+                 train_iters=1)
+    for suite in ("quick", "all"):
+        monkeypatch.setitem(config.SUITE_PROBE_SETTINGS, suite, short)
+    monkeypatch.setitem(config.SUITE_PEAK_SECONDS, "all", 0.1)
+    monkeypatch.setitem(config.SUITE_PEAK_SECONDS, "quick", 0.1)
+
+
+@pytest.fixture
+def short_timing(monkeypatch):
+    """`shorten_timing` for one test (a module-scoped fixture uses it under `pytest.MonkeyPatch.context()`)."""
+    shorten_timing(monkeypatch)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """The order's seed at the end too: pytest-randomly puts it in the header, which `-q` (make test, CI) leaves out."""
     seed = getattr(config.option, "randomly_seed", None)

@@ -19,6 +19,7 @@ DETERMINISTIC = ["model", "variant", "status", "params", "trainable_params", "gm
                  "image_size", "batch_size", "job_id"]
 
 
+@pytest.mark.usefixtures("short_timing")  # the runner is under test, not the timing loops
 def test_crash_hang_and_memory_hog_each_fail_alone(tmp_path):
     # tiny_hog asks for 4 GiB. The limit leaves room for what a real job maps beyond its imports: under 400 MB,
     # on a loaded machine, oneDNN could not map its kernels for tiny_ok ("could not create a primitive").
@@ -96,6 +97,7 @@ def _run_watching_workers(specs) -> list[tuple[str, str, list]]:
     return seen
 
 
+@pytest.mark.usefixtures("short_timing")  # the runner is under test, not the timing loops
 def test_next_models_worker_starts_beside_an_accuracy_job_and_never_beside_a_profile_job(tmp_path, monkeypatch):
     # the scheduling is what is checked: the `all` suite's end-to-end pipeline and line scenario (settings taken
     # into the job specs at planning, here) would only lengthen the profile jobs (pixel_stats' line: ~40 s)

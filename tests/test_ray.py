@@ -27,6 +27,7 @@ KILLER = str(REPO / "tests" / "plugins" / "ray_models.py")
 DETERMINISTIC = ["model", "variant", "status", "params", "trainable_params", "gmacs", "model_mb", "onnx_mb", "parity",
                  "job_id", "image_size", "batch_size"]
 SMALL = dict(threads=1, image_size=32, quiet=True)
+pytestmark = pytest.mark.usefixtures("short_timing")  # the executor is under test, not the timing loops
 
 
 def _free_port() -> int:
@@ -79,9 +80,13 @@ def local_ray(bare_cluster):
 def ray_quick(local_ray, tmp_path_factory):
     """The quick suite on the Ray executor: two plugin models that finish (one fails its ONNX export) and two
     whose forward kills the worker (SIGABRT, which leaves a crash report; SIGKILL, which leaves none)."""
+    from tests.conftest import shorten_timing
+
     out = tmp_path_factory.mktemp("ray-quick")
-    frame = api.run("quick", ["tiny_ok", "tiny_broken", "tiny_abort", "tiny_killed"], executor="ray", out=out,
-                    plugins=[TINY, KILLER], **SMALL)
+    with pytest.MonkeyPatch.context() as patch:  # the same settings as the tests that resume or repeat this run
+        shorten_timing(patch)
+        frame = api.run("quick", ["tiny_ok", "tiny_broken", "tiny_abort", "tiny_killed"], executor="ray", out=out,
+                        plugins=[TINY, KILLER], **SMALL)
     return frame, out
 
 

@@ -8,6 +8,7 @@ import pytest
 from bench import api, run_folder
 from bench.jobs.spec import JobSpec
 
+pytestmark = pytest.mark.usefixtures("short_timing")  # the runner is under test, not the timing loops
 PLUGIN = str(Path(__file__).parent / "plugins" / "tiny_models.py")
 PROFILE_COLUMNS = ["params", "trainable_params", "gmacs", "mac_counter", "model_mb", "fwd_bwd_mb_est",
                    "peak_infer_mb", "peak_train_mb", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99",
