@@ -79,12 +79,13 @@ case "$MODE" in
         "$PY" -m bench.cli ab "$base_ref" "${QUICK[@]}" --out "$OUT/quick" --latency-effect "$LATENCY_EFFECT"
         status=$?
         # A failure made of latency rows alone is measured again before it counts: the models behind those rows,
-        # A/B afresh (new side processes, another minute of the machine) with two rounds a side, each of which
-        # must show the slowdown again. A busy neighbour core or one process's memory layout rarely repeats three
-        # times; a real slowdown does. Any other failing row (exact fields, statuses, missing jobs) stands as is.
+        # A/B afresh (new side processes, another minute of the machine) in three rounds, each round's BASE and
+        # NEW back to back; the median of the three rounds' NEW/BASE ratios must show the slowdown again. A busy
+        # neighbour core or one process's memory layout strikes one round; a real slowdown strikes all three
+        # (bench/compare/latency.py). Any other failing row (exact fields, statuses, missing jobs) stands as is.
         if [ "$status" -eq 1 ] && models=$(latency_only_failures "$OUT/quick/compare.json"); then
-            echo "== A/B latency confirmation ($models): only latency rows failed; two more rounds a side"
-            "$PY" -m bench.cli ab "$base_ref" "${QUICK[@]}" --models "$models" --rounds 2 --out "$OUT/quick-confirm" \
+            echo "== A/B latency confirmation ($models): only latency rows failed; three more rounds"
+            "$PY" -m bench.cli ab "$base_ref" "${QUICK[@]}" --models "$models" --rounds 3 --out "$OUT/quick-confirm" \
                 --latency-effect "$LATENCY_EFFECT"
             status=$?
         fi

@@ -115,3 +115,6 @@ def test_gate_fails_on_an_injected_bug_and_names_model_and_field(bug, tmp_path, 
         a = next(r for r in base if r["model"] == "unet" and r.get("variant", "torch-fp32") == "torch-fp32")
         b = next(r for r in new if r["model"] == "unet" and r.get("variant", "torch-fp32") == "torch-fp32")
         assert b[f"{field}_ci_high"] < a[f"{field}_ci_low"], (a[field], b[field])
+        # and the image AUROC falls below BASE's interval (the issue's "moves image AUROC by more than its
+        # interval"; disjoint intervals only for the inverted target: the figures in EXPECTED's comments)
+        assert b["image_auroc"] < a["image_auroc_ci_low"], (a["image_auroc"], a["image_auroc_ci_low"], b["image_auroc"])
