@@ -5,7 +5,7 @@ options with their own code; then each job runs once in BASE's side process and 
 alternating which goes first (A B, B A, ...). Both sides of a job are timed within the same minute on the same
 boot, so latency is always judged like with like (never across machines), and an accuracy difference between
 two sides whose code is identical is non-determinism, not a change. `--rounds R` repeats every job R times
-per side (folders r1..rR): `bench compare` then reads each side as repeated runs.
+per side (folders r1..rR): the latency test then pairs round k's two runs (bench/compare/latency.py).
 
 Layout of OUT:  OUT/base/r1/, OUT/new/r1/ (run folders, as `bench run` writes them), OUT/base.log and
 OUT/new.log (what the side processes printed), OUT/compare.md and OUT/compare.json (the verdict).
