@@ -23,7 +23,12 @@ BASELINE=${REGRESS_BASELINE:-benchmarks/baseline}
 # The gate's two runs. Change them here, then refresh the baseline: `make regress-baseline`. The quick run leaves
 # out the training-step probe: the gate judges latency, exact fields and statuses, not training-step time or
 # memory (make test checks that probe; the accuracy run trains), and its steps took 55 s a side (FCN-32s: 36 s).
-QUICK=(--suite quick --threads 1 --seed 0 --skip-probes train_step)
+QUICK_RUN=(--suite quick --threads 1 --seed 0)
+QUICK=("${QUICK_RUN[@]}" --skip-probes train_step)
+# A latency confirmation times only what failed: the failing rows' models and variants (one variant of FCN-32s
+# instead of two), without the model-level probes (params, size, MACs, activation estimate; the quick A/B has
+# judged those fields already). FCN-32s' three rounds took 136 s so, 300 s with its whole job.
+CONFIRM=("${QUICK_RUN[@]}" --skip-probes params,size,macs,activation_estimate,train_step)
 ACCURACY=(--suite accuracy --models unet,pixel_stats --categories brushed_metal --epochs 4 --image-size 64 --threads 1 --seed 0)
 
 # A/B latency: a change counts above 15% (and p < 0.01). Identical code in one A/B run of the quick suite moved
@@ -36,13 +41,14 @@ keep_results() {  # a run folder's results.json only (no checkpoints, galleries 
     cp "$1/results.json" "$2/results.json"
 }
 
-latency_only_failures() {  # the models of a compare.json's failing rows, comma-separated, when all are latency rows
+latency_only_failures() {  # "MODELS VARIANTS" of a compare.json's failing rows (comma-separated), when all are latency rows
     "$PY" - "$1" <<'PYTHON'
 import json, sys
 rows = [r for r in json.load(open(sys.argv[1]))["rows"] if r["fails"]]
 if not rows or any(r["check"] != "latency" for r in rows):
     sys.exit(1)
-print(",".join(sorted({r["job"].split()[1] for r in rows})))  # a job reads "profile MODEL VARIANT ..."
+jobs = [r["job"].split() for r in rows]  # a job reads "profile MODEL VARIANT ..."
+print(",".join(sorted({j[1] for j in jobs})), ",".join(sorted({j[2] for j in jobs})))
 PYTHON
 }
 
@@ -83,10 +89,11 @@ case "$MODE" in
         # NEW back to back; the median of the three rounds' NEW/BASE ratios must show the slowdown again. A busy
         # neighbour core or one process's memory layout strikes one round; a real slowdown strikes all three
         # (bench/compare/latency.py). Any other failing row (exact fields, statuses, missing jobs) stands as is.
-        if [ "$status" -eq 1 ] && models=$(latency_only_failures "$OUT/quick/compare.json"); then
-            echo "== A/B latency confirmation ($models): only latency rows failed; three more rounds"
-            "$PY" -m bench.cli ab "$base_ref" "${QUICK[@]}" --models "$models" --rounds 3 --out "$OUT/quick-confirm" \
-                --latency-effect "$LATENCY_EFFECT"
+        if [ "$status" -eq 1 ] && failing=$(latency_only_failures "$OUT/quick/compare.json"); then
+            read -r models variants <<< "$failing"
+            echo "== A/B latency confirmation ($models; $variants): only latency rows failed; three more rounds"
+            "$PY" -m bench.cli ab "$base_ref" "${CONFIRM[@]}" --models "$models" --variants "$variants" --rounds 3 \
+                --out "$OUT/quick-confirm" --latency-effect "$LATENCY_EFFECT"
             status=$?
         fi
         wait "$accuracy_pid"
