@@ -86,6 +86,18 @@ def limit_memory(memory_mb: float) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
 
 
+def _thread_lock_for_tqdm() -> None:
+    """torch.fx shows a tqdm bar while the ONNX exporter traces; tqdm's default lock is a multiprocessing RLock,
+    a named semaphore that only an orderly exit unlinks. A worker leaves by os._exit, so the driver's resource
+    tracker warned of "leaked semaphore objects" at the end of every run that exported. A worker is one
+    process: a thread lock is all tqdm needs there."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return
+    tqdm.set_lock(threading.RLock())
+
+
 def worker_main(conn, memory_mb: float | None, preload: tuple[str, ...] = ()) -> None:
     """A worker: import `preload`, then run the specs it is sent until it is sent None."""
     import importlib
@@ -94,6 +106,7 @@ def worker_main(conn, memory_mb: float | None, preload: tuple[str, ...] = ()) ->
 
     os.dup2(2, 1)  # the driver's stdout carries the summary; anything a job prints goes to stderr
     install_stderr_filter()
+    _thread_lock_for_tqdm()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fvcore's import warns that torch.jit is deprecated
         for module in preload:
